@@ -1,0 +1,18 @@
+"""Errors the Slicer module shows to the user as a message, never as a traceback."""
+from medsegai.errors import MedSegAIError
+
+
+class InputError(MedSegAIError):
+    """The chosen input (volume, segmentation, subset) cannot be used; nothing was changed."""
+
+
+class EditedSegmentsError(MedSegAIError):
+    """The output segmentation holds segments the user edited; the caller must decide."""
+
+    def __init__(self, names):
+        self.names = list(names)
+        shown = ", ".join(self.names[:8]) + (" ..." if len(self.names) > 8 else "")
+        super().__init__(
+            f"The output segmentation has {len(self.names)} segment(s) edited since MedSegAI created them "
+            f"({shown}). Keep the edited segments, replace them, or choose a new segmentation."
+        )

@@ -1,0 +1,159 @@
+"""The Logic behind the widget and the console API (no Qt): validate, run in a worker, import.
+
+Asynchronous use (the widget): ``job = logic.start(request)``, then ``job.poll()`` from a timer,
+``job.cancel()`` on Cancel, and ``logic.finish(job)`` once ``job.done``. Synchronous use (the
+Python console, tests): ``logic.segment(volumeNode, ...)``. Nothing in the scene changes before
+``finish`` succeeds, so a cancel or an error leaves the scene as it was.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence
+
+from medsegai import terminology
+from medsegai.errors import MedSegAIError
+from medsegai.io.segments import SegmentInfo
+from medsegai.service import WorkerEvent
+
+from .errors import EditedSegmentsError, InputError
+from .model_choices import task_structures
+from .run_options import check_options
+from .segmentation_bridge import SegmentationUpdate, write_segments
+from .statistics import SegmentStatistics, segment_statistics
+from .volume_bridge import image_from_volume
+from .worker_job import WorkerJob, WorkerResult
+
+
+@dataclass
+class SegmentationRequest:
+    volume_node: object
+    task: Optional[str] = "total"
+    model: Optional[str] = None
+    quality: str = "normal"
+    subset: Optional[Sequence[str]] = None
+    device: str = "auto"
+    segmentation_node: object = None  # None: a new node
+    on_edited: str = "error"  # see segmentation_bridge.write_segments
+    known_structures: Sequence[str] = ()  # for checking the subset; from the model choice
+
+
+@dataclass
+class RunningSegmentation:
+    request: SegmentationRequest
+    job: WorkerJob
+    started: float = field(default_factory=time.monotonic)
+
+    def poll(self) -> List[WorkerEvent]:
+        return self.job.poll()
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    @property
+    def done(self) -> bool:
+        return self.job.done
+
+    @property
+    def cancelled(self) -> bool:
+        final = self.job.process.final_event
+        return final is not None and final.kind == "cancelled"
+
+
+@dataclass
+class SegmentationOutcome:
+    update: SegmentationUpdate
+    result: WorkerResult
+    seconds: float
+
+    @property
+    def segmentation_node(self):
+        return self.update.node
+
+
+def _with_terminology(segments: Sequence[SegmentInfo]) -> List[SegmentInfo]:
+    """Fill in colour/terminology for segments the runner left without a code."""
+    out = []
+    for s in segments:
+        found = None if s.terminology else terminology.lookup(s.name)
+        out.append(s if found is None else SegmentInfo(s.value, s.name, found[0], found[1]))
+    return out
+
+
+class SegmentLogic:
+    def __init__(self, scene, segmentations_logic, *, python: Optional[str] = None,
+                 work_root: Optional[str] = None, worker_env: Optional[dict] = None):
+        self.scene = scene
+        self.segmentations_logic = segmentations_logic
+        self.python = python
+        self.work_root = work_root
+        self.worker_env = worker_env
+
+    # -- asynchronous ---------------------------------------------------------------------------
+    def start(self, request: SegmentationRequest) -> RunningSegmentation:
+        """Check everything that can be checked up front, then launch the worker."""
+        image = image_from_volume(request.volume_node)
+        node = request.segmentation_node
+        if node is not None and (not node.IsA("vtkMRMLSegmentationNode") or node.GetScene() is not self.scene):
+            raise InputError("The output must be a segmentation node of this scene.")
+        if request.task is None and request.model is None:
+            raise InputError("Choose a task or a model.")
+        known = list(request.known_structures) or (list(task_structures(request.task)) if request.task else [])
+        subset = check_options(request.quality, request.device, request.subset, known)
+        job = WorkerJob(image, task=request.task, model=request.model, quality=request.quality, subset=subset,
+                        device=request.device, python=self.python, work_root=self.work_root, env=self.worker_env)
+        try:
+            job.start()
+        except Exception:
+            job.cleanup()
+            raise
+        return RunningSegmentation(request, job)
+
+    def finish(self, running: RunningSegmentation, on_edited: Optional[str] = None,
+               node_name: Optional[str] = None) -> SegmentationOutcome:
+        """Import a finished run into the scene; raises the run's error (scene unchanged)."""
+        request = running.request
+        try:
+            result = running.job.result()
+            if request.segmentation_node is not None and request.segmentation_node.GetScene() is not self.scene:
+                raise InputError("The output segmentation was deleted during the run; choose another one.")
+            if request.volume_node.GetScene() is not self.scene:
+                raise InputError("The input volume was deleted during the run; the result was not imported.")
+            name = node_name or f"{request.volume_node.GetName()} segmentation"
+            source = request.task and f"task:{request.task}/{request.quality}" or f"model:{request.model}"
+            update = write_segments(
+                self.scene, result.labels, _with_terminology(result.segments),
+                reference_volume=request.volume_node, segmentation_node=request.segmentation_node,
+                node_name=name, on_edited=on_edited or request.on_edited, source=source,
+            )
+        except EditedSegmentsError:
+            raise  # the files stay: the caller asks the user and calls finish() again
+        except Exception:
+            running.job.cleanup()
+            raise
+        running.job.cleanup()
+        return SegmentationOutcome(update, result, time.monotonic() - running.started)
+
+    # -- synchronous ----------------------------------------------------------------------------
+    def segment(self, volume_node, task: Optional[str] = "total", quality: str = "normal",
+                subset: Optional[Sequence[str]] = None, device: str = "auto", model: Optional[str] = None,
+                segmentation_node=None, on_edited: str = "keep", timeout: Optional[float] = None,
+                progress: Optional[Callable[[WorkerEvent], None]] = None):
+        """Run to completion and return the segmentation node (for the Python console)."""
+        running = self.start(SegmentationRequest(
+            volume_node, task=task if model is None else None, model=model, quality=quality, subset=subset,
+            device=device, segmentation_node=segmentation_node, on_edited=on_edited))
+        try:
+            running.job.process.wait(timeout=timeout, on_event=progress)
+        except BaseException:
+            running.job.cleanup()  # e.g. KeyboardInterrupt in the console: stop the worker too
+            raise
+        return self.finish(running).segmentation_node
+
+    def statistics(self, segmentation_node, volume_node) -> List[SegmentStatistics]:
+        if segmentation_node is None or volume_node is None:
+            raise InputError("Statistics need a segmentation and its intensity volume.")
+        return segment_statistics(segmentation_node, volume_node, self.segmentations_logic)
+
+
+__all__ = ["SegmentLogic", "SegmentationRequest", "RunningSegmentation", "SegmentationOutcome", "MedSegAIError"]

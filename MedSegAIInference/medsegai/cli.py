@@ -1,0 +1,156 @@
+"""``medsegai`` command line: flags a TotalSegmentator user recognises, plus the model manager."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+from . import __version__
+from .errors import CancelledError, MedSegAIError
+from .progress import CancelToken, ProgressEvent
+
+
+class ProgressPrinter:
+    """One updating line per stage on stderr; plain lines when stderr is not a terminal."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.stage = None
+        self.last = 0.0
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        if self.quiet:
+            return
+        if ev.stage == "note":
+            print(f"\nnote: {ev.message}", file=sys.stderr)
+            return
+        now = time.monotonic()
+        new_stage = ev.stage != self.stage
+        if not new_stage and ev.fraction < 1.0 and now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        bar = "#" * int(ev.fraction * 30)
+        line = f"{ev.stage:<10} [{bar:<30}] {ev.fraction * 100:5.1f}% {ev.message}"
+        if self.tty:
+            print(("\n" if new_stage and self.stage else "") + "\r" + line[:120].ljust(120), end="", file=sys.stderr,
+                  flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+        self.stage = ev.stage
+
+    def close(self) -> None:
+        if self.tty and not self.quiet and self.stage:
+            print(file=sys.stderr)
+
+
+def _add_segment_parser(sub) -> None:
+    p = sub.add_parser("segment", help="segment a CT/MR volume", description="Segment a 3D CT or MR image.")
+    p.add_argument("-i", "--input", required=True, help="NIfTI/NRRD/MHA file or DICOM series folder")
+    p.add_argument("-o", "--output", required=True,
+                   help="output folder, or a .nii/.nii.gz file path for the multi-label map")
+    p.add_argument("-ta", "--task", default=None, help="TotalSegmentator task, e.g. 'total' (default: bundled model)")
+    p.add_argument("-m", "--model", default=None,
+                   help="nnU-Net v2 result folder, a folder of model folders (with --task), or a catalogue id")
+    q = p.add_mutually_exclusive_group()
+    q.add_argument("--fast", action="store_true", help="3 mm model (TotalSegmentator --fast)")
+    q.add_argument("--fastest", action="store_true", help="6 mm model (TotalSegmentator --fastest)")
+    p.add_argument("-rs", "--roi-subset", "--roi_subset", nargs="+", default=None, metavar="NAME",
+                   help="only these structures (multi-part tasks run only the parts needed)")
+    p.add_argument("--ml", action="store_true", help="only the multi-label file (no per-structure masks)")
+    p.add_argument("-d", "--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("-nt", "--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--folds", nargs="+", default=None, help="folds to ensemble (default: all present)")
+    p.add_argument("--step-size", type=float, default=None, help="sliding-window tile step (0..1]")
+    p.add_argument("--mode", choices=("auto", "nnunet", "totalseg"), default="auto",
+                   help="pipeline to match exactly: nnU-Net's predictor or TotalSegmentator's")
+    p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                   help="auto: fp16 autocast on CUDA, fp32 on CPU; bf16 uses AVX-512/AMX on recent CPUs")
+    p.add_argument("--probabilities", action="store_true", help="also write per-class probabilities (.npz)")
+    p.add_argument("--uncertainty", choices=("entropy", "tta", "mcdropout", "ensemble"), default=None,
+                   help="write a voxel uncertainty map and a per-segment confidence CSV")
+    p.add_argument("--uncertainty-passes", type=int, default=8, help="passes for tta / mcdropout")
+    p.add_argument("--preview", action="store_true", help="write a PNG preview (axial/coronal/sagittal)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_cmd_segment)
+
+
+def _cmd_segment(args) -> int:
+    from .api import segment
+    from .outputs import write_result_files
+
+    cancel = CancelToken()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    printer = ProgressPrinter(args.quiet)
+    quality = "fast" if args.fast else "fastest" if args.fastest else "normal"
+    try:
+        result = segment(
+            args.input, model=args.model, task=args.task, quality=quality, roi_subset=args.roi_subset,
+            folds=args.folds, device=args.device, threads=args.threads, tile_step=args.step_size, mode=args.mode,
+            precision=args.precision, return_probabilities=args.probabilities, uncertainty=args.uncertainty,
+            uncertainty_passes=args.uncertainty_passes, progress=printer, cancel=cancel,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        printer.close()
+    out = Path(args.output)
+    single_file = out.name.endswith((".nii", ".nii.gz"))
+    out_dir = out.parent if single_file else out
+    stem = out.name[: -len(".nii.gz")] if out.name.endswith(".nii.gz") else (out.stem if single_file else "segmentation")
+    written = write_result_files(result, out_dir, stem=stem, probabilities=args.probabilities)
+    if not single_file and not args.ml:
+        from .outputs import write_structure_masks
+
+        written["masks"] = write_structure_masks(result, out_dir)
+    if args.preview:
+        from .preview import write_preview
+
+        written["preview"] = write_preview(args.input, result, out_dir / f"{stem}_preview.png")
+    if not args.quiet:
+        for kind, path in written.items():
+            print(f"{kind}: {path}")
+        t = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
+        print(f"device: {result.device}; {t}")
+        for note in result.notes:
+            print(f"note: {note}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medsegai", description="MedSegAI model runner")
+    parser.add_argument("--version", action="version", version=f"medsegai {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_segment_parser(sub)
+    for module in ("medsegai.models.cli", "medsegai.training.cli", "medsegai.demo", "medsegai.service.cli"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ImportError:
+            continue  # optional parts of the package not installed
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CancelledError as exc:
+        print(f"medsegai: {exc} No output was written.", file=sys.stderr)
+        return 130
+    except MedSegAIError as exc:
+        print(f"medsegai: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("medsegai: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Writing a SegmentationResult to files: NIfTI labels, Slicer .seg.nrrd, probabilities, uncertainty."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+
+from .io.seg_nrrd import write_seg_nrrd
+from .io.write import atomic_path, write_image
+from .result import SegmentationResult
+
+
+def write_result_files(result: SegmentationResult, out_dir: Path, *, stem: str = "segmentation", nifti: bool = True,
+                       seg_nrrd: bool = True, probabilities: bool = False) -> Dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: Dict[str, Path] = {}
+    if nifti:
+        written["nifti"] = write_image(result.labels, out_dir / f"{stem}.nii.gz")
+    if seg_nrrd:
+        written["seg_nrrd"] = write_seg_nrrd(result.labels, result.segments, out_dir / f"{stem}.seg.nrrd")
+    labels_csv = out_dir / f"{stem}_labels.csv"
+    with atomic_path(labels_csv) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["value", "name", "r", "g", "b", "terminology"])
+            for s in result.segments:
+                w.writerow([s.value, s.name, *(f"{c:.4f}" for c in s.color), s.terminology])
+    written["labels_csv"] = labels_csv
+    if probabilities and result.probabilities is not None:
+        path = out_dir / f"{stem}_probabilities.npz"
+        with atomic_path(path) as tmp:
+            np.savez_compressed(tmp, probabilities=result.probabilities,
+                                values=np.arange(result.probabilities.shape[0]))
+        written["probabilities"] = path
+    if result.uncertainty is not None:
+        written["uncertainty"] = write_image(result.uncertainty, out_dir / f"{stem}_uncertainty.nii.gz")
+    if result.segment_confidence:
+        path = out_dir / f"{stem}_confidence.csv"
+        keys = sorted({k for v in result.segment_confidence.values() for k in v})
+        with atomic_path(path) as tmp:
+            with open(tmp, "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["segment", *keys])
+                for name, vals in result.segment_confidence.items():
+                    w.writerow([name, *(vals.get(k, "") for k in keys)])
+        written["confidence_csv"] = path
+    return written
+
+
+def write_structure_masks(result: SegmentationResult, out_dir: Path) -> Path:
+    """One binary mask per structure, like TotalSegmentator without --ml (empty ones too)."""
+    mask_dir = out_dir / "masks"
+    mask_dir.mkdir(parents=True, exist_ok=True)
+    arr = result.labels.array
+    for s in result.segments:
+        write_image(result.labels.with_array((arr == s.value).astype(np.uint8)), mask_dir / f"{s.name}.nii.gz")
+    return mask_dir

@@ -1,0 +1,92 @@
+"""Real MRML scene and module logics from slicer-core (GUIDE.md section 3), plus data access."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "MedSegAI"))
+
+import slicer  # noqa: E402
+
+TERMINOLOGY_DIR = REPO / "Resources" / "Terminology"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    # Same contract as the lead's Testing/Python/conftest.py: fail, never skip, without data.
+    path = Path(os.environ.get("MEDSEGAI_DATA_DIR", REPO.parent / "shared" / "data"))
+    if not path.is_dir():
+        pytest.fail(f"Test data folder {path} is missing; set MEDSEGAI_DATA_DIR.")
+    return path
+
+
+@pytest.fixture
+def mrml():
+    """A fresh scene with application, colors, segmentations and terminologies logics wired up."""
+    scene = slicer.vtkMRMLScene()
+    app_logic = slicer.vtkSlicerApplicationLogic()
+    app_logic.SetMRMLScene(scene)
+    colors = slicer.vtkSlicerColorLogic()
+    colors.SetMRMLScene(scene)
+    colors.SetMRMLApplicationLogic(app_logic)
+    colors.AddDefaultColorNodes()
+    app_logic.SetModuleLogic("Colors", colors)
+    terminologies = slicer.vtkSlicerTerminologiesModuleLogic()
+    terminologies.SetMRMLScene(scene)
+    terminologies.SetMRMLApplicationLogic(app_logic)
+    app_logic.SetModuleLogic("Terminologies", terminologies)
+    assert terminologies.LoadTerminologyFromFile(str(TERMINOLOGY_DIR / "SegmentationCategoryTypeModifier-MedSegAI.term.json"))
+    segmentations = slicer.vtkSlicerSegmentationsModuleLogic()
+    segmentations.SetMRMLScene(scene)
+    segmentations.SetMRMLApplicationLogic(app_logic)
+    app_logic.SetModuleLogic("Segmentations", segmentations)
+    volumes = slicer.vtkSlicerVolumesLogic()
+    volumes.SetMRMLScene(scene)
+    volumes.SetMRMLApplicationLogic(app_logic)
+    app_logic.SetModuleLogic("Volumes", volumes)
+    saved = getattr(slicer, "mrmlScene", None), getattr(slicer, "modules", None)
+    slicer.mrmlScene = scene
+    # slicer.util helpers look logics up here, as inside Slicer.
+    slicer.modules = SimpleNamespace(
+        segmentations=SimpleNamespace(logic=lambda: segmentations),
+        terminologies=SimpleNamespace(logic=lambda: terminologies),
+        colors=SimpleNamespace(logic=lambda: colors),
+        volumes=SimpleNamespace(logic=lambda: volumes),
+    )
+    yield SimpleNamespace(scene=scene, app_logic=app_logic, segmentations=segmentations,
+                          terminologies=terminologies, colors=colors)
+    slicer.mrmlScene, slicer.modules = saved
+    scene.Clear(1)
+
+
+def add_volume(scene, array: np.ndarray, ijk_to_ras: np.ndarray, name="CT", label=False):
+    cls = "vtkMRMLLabelMapVolumeNode" if label else "vtkMRMLScalarVolumeNode"
+    node = scene.AddNewNodeByClass(cls, name)
+    node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(ijk_to_ras))
+    slicer.util.updateVolumeFromArray(node, array)
+    return node
+
+
+def scene_snapshot(scene) -> dict:
+    """Node IDs with their modification times and, for segmentations, every segment's voxels."""
+    from MedSegAILib.segment_edits import mask_checksum
+
+    out = {}
+    for n in range(scene.GetNumberOfNodes()):
+        node = scene.GetNthNode(n)
+        entry = [node.GetClassName(), node.GetName()]
+        if node.IsA("vtkMRMLSegmentationNode"):
+            seg = node.GetSegmentation()
+            for s in range(seg.GetNumberOfSegments()):
+                sid = seg.GetNthSegmentID(s)
+                segment = seg.GetSegment(sid)
+                entry.append((sid, segment.GetName(), segment.GetLabelValue(), tuple(segment.GetColor()),
+                              mask_checksum(node, sid)))
+        out[node.GetID()] = tuple(entry)
+    return out
