@@ -1,7 +1,11 @@
-"""Real MRML scene and module logics from slicer-core (GUIDE.md section 3), plus data access."""
+"""Real MRML scene and module logics from slicer-core (GUIDE.md section 3).
+
+This folder must not be called ``slicer``: Testing/Python is on sys.path (its conftest puts it
+there) and slicer-core's ``slicer`` package extends itself with every ``slicer`` folder found
+on sys.path, importing our test modules as part of it. ``data_dir`` and ``small_model`` come
+from Testing/Python/conftest.py."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,15 +19,6 @@ sys.path.insert(0, str(REPO / "MedSegAI"))
 import slicer  # noqa: E402
 
 TERMINOLOGY_DIR = REPO / "Resources" / "Terminology"
-
-
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    # Same contract as the lead's Testing/Python/conftest.py: fail, never skip, without data.
-    path = Path(os.environ.get("MEDSEGAI_DATA_DIR", REPO.parent / "shared" / "data"))
-    if not path.is_dir():
-        pytest.fail(f"Test data folder {path} is missing; set MEDSEGAI_DATA_DIR.")
-    return path
 
 
 @pytest.fixture
@@ -90,3 +85,16 @@ def scene_snapshot(scene) -> dict:
                               mask_checksum(node, sid)))
         out[node.GetID()] = tuple(entry)
     return out
+
+
+@pytest.fixture
+def tiny_model(small_model) -> Path:
+    """The lead's CI-sized nnU-Net folder (nnU-Net's own planner on the real example CT, random
+    weights, TotalSegmentator structure names) from Testing/Python/conftest.py."""
+    return small_model
+
+
+@pytest.fixture
+def worker_env():
+    # Two shared cores: one thread per worker keeps the machine usable for everyone.
+    return {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -1,0 +1,87 @@
+"""Slicer self-test: the pytest flow of Testing/Python/slicer_module, inside a running Slicer.
+
+Data: ``MEDSEGAI_DATA_DIR`` (default ``<repo>/../shared/data``). Model: ``MEDSEGAI_TEST_MODEL``
+(a model folder or catalogue id), default the bundled ``medsegai_ct_demo``.
+"""
+import os
+import time
+
+import numpy as np
+import slicer
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CT = os.path.join("ct", "totalsegmentator-examples", "tests", "reference_files", "example_ct_sm.nii.gz")
+
+
+def _data_dir():
+    default = os.path.join(HERE, "..", "..", "..", "..", "shared", "data")
+    path = os.path.abspath(os.environ.get("MEDSEGAI_DATA_DIR", default))
+    if not os.path.isdir(path):
+        raise RuntimeError(f"Test data folder {path} is missing; set MEDSEGAI_DATA_DIR.")
+    return path
+
+
+def _node_ids():
+    return sorted(slicer.mrmlScene.GetNthNode(n).GetID() for n in range(slicer.mrmlScene.GetNumberOfNodes()))
+
+
+def run_module_flow(test):
+    from MedSegAI import MedSegAILogic
+    from MedSegAILib.errors import InputError
+    from MedSegAILib.segment_logic import SegmentationRequest
+    from medsegai.errors import CancelledError
+
+    slicer.mrmlScene.Clear(0)
+    volume = slicer.util.loadVolume(os.path.join(_data_dir(), CT))
+    model = os.environ.get("MEDSEGAI_TEST_MODEL", "medsegai_ct_demo")
+    logic = MedSegAILogic()
+
+    # Bad input: a message, nothing added.
+    before = _node_ids()
+    for node in (None, slicer.modules.volumes.logic().CreateAndAddLabelVolume(volume, "labels")):
+        try:
+            logic.segment(node, model=model, device="cpu", install_dependencies=False)
+            raise AssertionError("bad input was accepted")
+        except InputError:
+            pass
+    slicer.mrmlScene.RemoveNode(slicer.util.getNode("labels"))
+    test.assertEqual(_node_ids(), before)
+
+    # The whole flow.
+    seg = logic.segment(volume, model=model, device="cpu", install_dependencies=False, timeout=600)
+    n = seg.GetSegmentation().GetNumberOfSegments()
+    test.assertGreater(n, 0)
+    first = seg.GetSegmentation().GetNthSegment(0)
+    test.assertTrue(first.GetLabelValue() > 0)
+    stats = logic.statistics(seg, volume)
+    test.assertEqual(len(stats), n)
+    test.assertTrue(all(s.volume_ml >= 0 for s in stats))
+
+    # Cancel halfway: the scene stays as it was.
+    before = _node_ids()
+    running = logic.core.start(SegmentationRequest(volume, task=None, model=model, device="cpu"))
+    while not any(e.kind == "progress" for e in running.poll()):
+        slicer.app.processEvents()
+        time.sleep(0.02)
+    running.cancel()
+    t0 = time.monotonic()
+    while not running.done:
+        running.poll()
+        time.sleep(0.02)
+    test.assertLess(time.monotonic() - t0, 3.0)
+    try:
+        logic.core.finish(running)
+        raise AssertionError("a cancelled run was imported")
+    except CancelledError:
+        pass
+    test.assertEqual(_node_ids(), before)
+
+
+class MedSegAIModuleTest(ScriptedLoadableModuleTest):
+    def setUp(self):
+        slicer.mrmlScene.Clear(0)
+
+    def runTest(self):
+        self.setUp()
+        run_module_flow(self)

@@ -1,0 +1,99 @@
+"""Static checks of the Slicer module: widget names, layering, CMake lists, options, dependencies."""
+from __future__ import annotations
+
+import ast
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import REPO
+from medsegai import terminology
+from MedSegAILib.dependencies import PROTECTED, plan_installation
+from MedSegAILib.model_choices import load_choices
+from MedSegAILib.run_options import cpu_warning
+
+MODULE = REPO / "MedSegAI" / "MedSegAI.py"
+LIB = REPO / "MedSegAI" / "MedSegAILib"
+UI = REPO / "Resources" / "UI" / "MedSegAI.ui"
+
+
+def test_every_widget_the_code_uses_exists_in_the_ui_file():
+    names = {w.get("name") for w in ET.parse(UI).iter("widget")}
+    used = set(re.findall(r"self\.ui\.(\w+)", MODULE.read_text()))
+    assert used, "the widget uses no ui names: the check would be empty"
+    assert sorted(used - names) == []
+
+
+def test_bridge_and_logic_do_not_import_qt_or_the_application():
+    for path in LIB.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not imported & {"qt", "ctk", "PythonQt"}, path.name
+        assert "slicer.app" not in path.read_text(), path.name
+
+
+def test_cmake_lists_every_library_file():
+    cmake = (REPO / "MedSegAI" / "CMakeLists.txt").read_text()
+    for path in LIB.glob("*.py"):
+        assert f"MedSegAILib/{path.name}" in cmake, path.name
+    top = (REPO / "CMakeLists.txt").read_text()
+    for key in ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY \"Segmentation\"", "EXTENSION_ICONURL",
+                "EXTENSION_SCREENSHOTURLS", "EXTENSION_DESCRIPTION", "EXTENSION_CONTRIBUTORS",
+                "EXTENSION_DEPENDS \"PyTorch\"", "add_subdirectory(MedSegAI)"):
+        assert key in top, key
+
+
+def test_terminology_covers_every_total_structure_and_groups_them(data_dir):
+    from real_data import total_label_names
+
+    names = list(total_label_names().values())
+    assert len(names) == 117
+    missing = [n for n in names if terminology.lookup(n) is None]
+    assert missing == []
+    coded = [n for n in names if terminology.lookup(n)[1]]
+    assert len(coded) >= 115  # vertebrae_S1 has no confirmed code and stays uncoded, not invented
+    groups = terminology.structure_groups(names)
+    assert sum(len(v) for v in groups.values()) == 117
+    assert "vertebrae_L1" in groups["Vertebrae"] and "rib_left_3" in groups["Ribs and sternum"]
+    assert "liver" in groups["Organs"] and "aorta" in groups["Heart and vessels"]
+    assert "gluteus_maximus_left" in groups["Muscles"]
+    assert terminology.structure_groups(["new_thing"]) == {"Other": ["new_thing"]}
+
+
+def test_model_choices_from_the_catalogue_and_without_it(tmp_path):
+    choices, problem = load_choices(REPO / "Resources" / "Models" / "catalog.json")
+    assert problem is None
+    total = next(c for c in choices if c.task == "total")
+    assert total.qualities == ("normal", "fast", "fastest") and len(total.structures) == 117
+    assert total.licence.startswith("Licence: Apache-2.0")
+    choices, problem = load_choices(tmp_path / "missing.json")
+    assert "No model catalogue" in problem and [c.task for c in choices] == ["total"]
+    (tmp_path / "bad.json").write_text("{")
+    choices, problem = load_choices(tmp_path / "bad.json")
+    assert "cannot be read" in problem and choices
+
+
+def test_cpu_warning_only_for_slow_full_resolution_runs():
+    big = 512 * 512 * 300
+    assert "many minutes" in cpu_warning("cpu", "normal", big, None)
+    assert "many minutes" in cpu_warning("auto", "normal", big, False)
+    assert cpu_warning("auto", "normal", big, True) == ""
+    assert cpu_warning("cpu", "fast", big, None) == ""
+    assert "No CUDA" in cpu_warning("cuda", "fast", big, False)
+
+
+def test_install_plan_pins_slicers_own_packages_and_skips_what_is_there():
+    versions = {"torch": "2.0.1", "scipy": "1.13.0", "scikit-image": None, "monai": "1.5.0", "pillow": "10.0.0",
+                "SimpleITK": "2.4.0", "numpy": "1.26.4", "requests": "2.32.0", "vtk": "9.2.20230607"}
+    plan = plan_installation(versions.get)
+    assert plan.torch == "<3,>=2.1" or plan.torch == ">=2.1,<3"
+    assert plan.pip_requirements == ["scikit-image>=0.21,<1"]
+    assert plan.constraints == ["SimpleITK==2.4.0", "numpy==1.26.4", "requests==2.32.0", "vtk==9.2.20230607"]
+    assert plan.restart_needed  # torch was present in an older version
+    args = plan.pip_arguments("/tmp/c.txt")
+    assert '"scikit-image>=0.21,<1"' in args and '-c "/tmp/c.txt"' in args
+    assert not any(p.lower() in args.lower() for p in PROTECTED)
+    complete = plan_installation({**versions, "torch": "2.5.0", "scikit-image": "0.24.0"}.get)
+    assert complete.empty and not complete.restart_needed

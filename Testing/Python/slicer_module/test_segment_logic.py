@@ -1,0 +1,139 @@
+"""The Logic end to end on real CT: worker process, import, statistics, bad input, cancel."""
+from __future__ import annotations
+
+import csv
+import time
+
+import numpy as np
+import pytest
+import slicer
+
+import medsegai
+from conftest import add_volume, scene_snapshot
+from geometry_cases import GEOMETRIES
+from real_data import ct_and_labels
+from medsegai.errors import CancelledError, MedSegAIError
+
+from MedSegAILib.errors import EditedSegmentsError, InputError
+from MedSegAILib.segment_logic import SegmentationRequest, SegmentLogic
+from MedSegAILib.statistics import statistics_to_table, write_statistics_csv
+from MedSegAILib.volume_bridge import image_from_volume
+
+CROP = (slice(6, 26), slice(15, 85), slice(20, 100))
+
+
+@pytest.fixture
+def logic(mrml, worker_env, tmp_path):
+    return SegmentLogic(mrml.scene, mrml.segmentations, work_root=str(tmp_path), worker_env=worker_env)
+
+
+@pytest.fixture
+def ct_volume(mrml, data_dir):
+    ct, _ = ct_and_labels(data_dir, CROP)
+    return add_volume(mrml.scene, ct, GEOMETRIES["oblique_anisotropic"])
+
+
+def test_console_api_returns_a_segmentation_matching_the_runner(logic, mrml, ct_volume, tiny_model, tmp_path):
+    node = logic.segment(ct_volume, model=str(tiny_model), device="cpu", timeout=180)
+    expected = medsegai.segment(image_from_volume(ct_volume), model=str(tiny_model), device="cpu")
+    present = expected.present_segments()
+    assert present and node.GetSegmentation().GetNumberOfSegments() == len(present)
+    for info in present:
+        seg_id = node.GetSegmentation().GetSegmentIdBySegmentName(info.name)
+        mask = slicer.util.arrayFromSegmentBinaryLabelmap(node, seg_id, ct_volume)
+        np.testing.assert_array_equal(mask > 0, expected.labels.array == info.value, err_msg=info.name)
+    assert not list(tmp_path.glob("MedSegAI-*")), "temporary files left behind"
+
+    # Statistics from the scene equal numpy on the same voxels; CSV and table agree.
+    stats = logic.statistics(node, ct_volume)
+    ct = slicer.util.arrayFromVolume(ct_volume).astype(float)
+    voxel_ml = np.prod(ct_volume.GetSpacing()) / 1000
+    for s in stats:
+        value = next(i.value for i in present if i.name == s.name)
+        inside = ct[expected.labels.array == value]
+        assert s.voxels == inside.size
+        assert s.volume_ml == pytest.approx(inside.size * voxel_ml)
+        assert s.mean == pytest.approx(inside.mean()) and s.std == pytest.approx(inside.std())
+    rows = list(csv.reader(open(write_statistics_csv(stats, tmp_path / "stats.csv"))))
+    assert rows[0][:3] == ["Segment", "Voxels", "Volume [mL]"] and len(rows) == len(stats) + 1
+    table = statistics_to_table(mrml.scene, stats)
+    assert table.GetNumberOfRows() == len(stats) and table.GetCellText(0, 0) == stats[0].name
+
+    # A second run into the same node after a user edit: refused, then kept on request.
+    seg_id = node.GetSegmentation().GetNthSegmentID(0)
+    name = node.GetSegmentation().GetSegment(seg_id).GetName()
+    arr = slicer.util.arrayFromSegmentInternalBinaryLabelmap(node, seg_id)
+    arr[arr == node.GetSegmentation().GetSegment(seg_id).GetLabelValue()] = 0
+    node.GetBinaryLabelmapInternalRepresentation(seg_id).Modified()
+    running = logic.start(SegmentationRequest(ct_volume, task=None, model=str(tiny_model), device="cpu",
+                                              segmentation_node=node, on_edited="error"))
+    running.job.process.wait(timeout=180)
+    before = scene_snapshot(mrml.scene)
+    with pytest.raises(EditedSegmentsError, match=name):
+        logic.finish(running)
+    assert scene_snapshot(mrml.scene) == before
+    outcome = logic.finish(running, on_edited="keep")
+    assert outcome.update.kept_edited == [name] and not outcome.update.created_node
+    assert not slicer.util.arrayFromSegmentBinaryLabelmap(node, seg_id, ct_volume).any()
+
+
+def test_subset_keeps_only_the_chosen_structures(logic, ct_volume, tiny_model):
+    node = logic.segment(ct_volume, model=str(tiny_model), device="cpu", subset=["liver"], timeout=180)
+    names = {node.GetSegmentation().GetNthSegment(n).GetName() for n in range(node.GetSegmentation().GetNumberOfSegments())}
+    assert names <= {"liver"}
+
+
+def test_bad_input_is_refused_before_any_work(logic, mrml, data_dir, ct_volume, tiny_model, tmp_path):
+    _, labels = ct_and_labels(data_dir, CROP)
+    label_node = add_volume(mrml.scene, labels, GEOMETRIES["ras"], name="labels", label=True)
+    table = mrml.scene.AddNewNodeByClass("vtkMRMLTableNode", "not a segmentation")
+    before = scene_snapshot(mrml.scene)
+    cases = [
+        (dict(volume_node=None), "Select an input volume"),
+        (dict(volume_node=label_node), "label map"),
+        (dict(volume_node=ct_volume, subset=[]), "subset is empty"),
+        (dict(volume_node=ct_volume, subset=["liver", "unicorn"]), "unicorn"),
+        (dict(volume_node=ct_volume, quality="best"), "quality"),
+        (dict(volume_node=ct_volume, segmentation_node=table), "segmentation node"),
+    ]
+    for kwargs, words in cases:
+        kwargs.setdefault("task", "total")
+        with pytest.raises(InputError, match=words):
+            logic.start(SegmentationRequest(**kwargs))
+    assert scene_snapshot(mrml.scene) == before
+    assert not list(tmp_path.glob("MedSegAI-*"))
+
+
+def test_missing_or_broken_model_gives_a_message_and_no_change(logic, mrml, ct_volume, tiny_model, tmp_path):
+    broken = tmp_path / "broken" / tiny_model.name
+    broken.mkdir(parents=True)
+    for f in ("plans.json", "dataset.json"):
+        (broken / f).write_bytes((tiny_model / f).read_bytes())
+    (broken / "fold_0").mkdir()
+    (broken / "fold_0" / "checkpoint_final.pth").write_bytes(b"not a checkpoint")
+    before = scene_snapshot(mrml.scene)
+    for model in (str(tmp_path / "nowhere"), str(broken)):
+        with pytest.raises(MedSegAIError) as info:
+            logic.segment(ct_volume, model=model, device="cpu", timeout=180)
+        assert "Traceback" not in str(info.value)
+        assert scene_snapshot(mrml.scene) == before
+    assert not list(tmp_path.glob("MedSegAI-*"))
+
+
+def test_cancel_halfway_leaves_the_scene_unchanged(logic, mrml, ct_volume, tiny_model, tmp_path):
+    before = scene_snapshot(mrml.scene)
+    running = logic.start(SegmentationRequest(ct_volume, task=None, model=str(tiny_model), device="cpu"))
+    deadline = time.monotonic() + 60
+    while not any(e.kind == "progress" for e in running.poll()):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    t0 = time.monotonic()
+    running.cancel()
+    while not running.done:
+        running.poll()
+        time.sleep(0.02)
+    assert time.monotonic() - t0 < 2.5 and running.cancelled
+    with pytest.raises(CancelledError):
+        logic.finish(running)
+    assert scene_snapshot(mrml.scene) == before
+    assert not list(tmp_path.glob("MedSegAI-*"))
