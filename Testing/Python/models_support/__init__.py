@@ -1,0 +1,1 @@
+"""Helpers for the model catalogue/download tests: a local HTTP(S) server and model archives."""
