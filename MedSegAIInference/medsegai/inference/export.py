@@ -41,7 +41,9 @@ def scores_to_labels(
         res = resample_scores_chunk(scores[c0:idx[-1] + 1], target, axis)
         if on_chunk is not None:
             on_chunk(idx, res)
-        val, arg = res.max(0)  # first maximum on ties, like argmax
+        # nnU-Net stores the resampled fp16 scores back into fp16 before its argmax; the rounding
+        # creates ties that argmax breaks towards the lower class. Same rounding here, same labels.
+        val, arg = res.half().max(0)  # first maximum on ties, like argmax
         arg = (arg + c0).to(best_idx.dtype)
         if best_val is None:
             best_val, best_idx = val, arg
