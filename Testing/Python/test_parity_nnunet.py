@@ -37,7 +37,7 @@ def test_old_plans_format_gives_identical_labels(nnunet_plans, small_model, ct_s
 def test_parity_resampling_two_folds_and_mirroring(nnunet_plans, ts_ref, tmp_path):
     """Input at 3 mm, model at 2 mm: cubic resampling in, linear scores out; fold ensemble; mirror TTA."""
     plans, dataset = nnunet_plans
-    small = shrink_plans(plans, patch=(16, 48, 48), features=(4, 8, 16), spacing=(2.0, 2.0, 2.0))
+    small = shrink_plans(plans, patch=(16, 48, 48), features=(16, 16, 16), spacing=(2.0, 2.0, 2.0))
     folder = write_model_folder(tmp_path, small, dataset, folds=(0, 1), mirror_axes=(2,), trainer="nnUNetTrainer")
     img = read_image(ts_ref / "example_ct_sm.nii.gz")
     img = medsegai.Image(np.ascontiguousarray(img.array[8:24, 30:78, 40:88]), img.spacing, img.origin, img.direction)
@@ -49,7 +49,7 @@ def test_parity_resampling_two_folds_and_mirroring(nnunet_plans, ts_ref, tmp_pat
 def test_parity_anisotropic_separate_z(nnunet_plans, ts_ref, tmp_path):
     """Model spacing 6 x 1.5 x 1.5 mm (ratio 4 > 3): nnU-Net resamples z separately, both ways."""
     plans, dataset = nnunet_plans
-    small = shrink_plans(plans, patch=(16, 64, 64), features=(6, 12, 24), spacing=(6.0, 1.5, 1.5))
+    small = shrink_plans(plans, patch=(16, 64, 64), features=(16, 16, 16), spacing=(6.0, 1.5, 1.5))
     folder = write_model_folder(tmp_path, small, dataset)
     img = read_image(ts_ref / "example_ct_sm.nii.gz")
     crop = img.array[:, 20:80, 30:90]

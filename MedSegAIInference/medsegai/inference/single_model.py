@@ -77,9 +77,11 @@ def _run_nnunet(model, image, opts, reporter, on_chunk) -> ModelOutput:
 def totalseg_input(image: Image, model_spacing_kji: Sequence[float]):
     """TotalSegmentator's input preparation: closest canonical, linear zoom to the model spacing, int32."""
     canon, ro = to_canonical(image)
-    zoom_kji = [s / t for s, t in zip(canon.spacing[::-1], model_spacing_kji)]
-    data = zoom_totalseg(canon.array.astype(np.float64), zoom_kji, order=1).astype(np.int32)
-    return canon, ro, data
+    zoom_ijk = [s / t for s, t in zip(canon.spacing, model_spacing_kji[::-1])]
+    # Zoom in nibabel's (i, j, k) axis order: the same interpolation sums in the same order, so the
+    # int32 truncation that follows cuts exactly where TotalSegmentator's does.
+    data = zoom_totalseg(canon.array.T.astype(np.float64), zoom_ijk, order=1).astype(np.int32).T
+    return canon, ro, np.ascontiguousarray(data)
 
 
 def _run_totalseg(model, image, opts, reporter, on_chunk) -> ModelOutput:

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Creates ./.venv and installs the runner (and, with --test, everything the test suite needs).
+# Idempotent: a second run only checks that everything is installed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt)
+# torch first and pinned: anything else that asks for torch must not pull a CUDA build.
+"${PIP[@]}" torch==2.13.0
+"${PIP[@]}" -e MedSegAIInference
+if [ "${1:-}" = "--test" ]; then
+  "${PIP[@]}" -r Testing/requirements-test.txt
+  # nnU-Net's own predictor and planner, for parity tests only: without their dependency chain
+  # (timm -> torchvision), whose PyPI build does not import beside the CPU torch.
+  "${PIP[@]}" --no-deps -r Testing/requirements-nnunet-nodeps.txt
+fi
