@@ -25,6 +25,7 @@ def segment(
     threads: Optional[int] = None,
     tile_step: Optional[float] = None,
     mode: str = "auto",
+    precision: str = "auto",
     return_probabilities: bool = False,
     uncertainty: Optional[str] = None,
     uncertainty_passes: int = 8,
@@ -43,6 +44,8 @@ def segment(
     mode: ``nnunet`` (exactly nnU-Net v2's predictor pipeline), ``totalseg`` (exactly
         TotalSegmentator's: resample the input to the model spacing first, tile step 0.8) or
         ``auto`` (``totalseg`` for TotalSegmentator tasks, ``nnunet`` otherwise).
+    precision: ``auto`` (fp16 autocast on CUDA as nnU-Net does, fp32 on the CPU), ``fp32``, ``fp16`` or
+        ``bf16`` (CPU autocast through oneDNN: faster on AVX-512 BF16/AMX CPUs, not bit-exact).
     uncertainty: ``None`` or ``entropy|tta|mcdropout|ensemble``.
     progress / cancel: see :mod:`medsegai.progress`; a cancelled run raises CancelledError.
     """
@@ -61,6 +64,7 @@ def segment(
         threads=threads,
         tile_step=tile_step,
         mode=mode,
+        precision=precision,
         return_probabilities=return_probabilities,
         uncertainty=uncertainty,
         uncertainty_passes=uncertainty_passes,

@@ -80,15 +80,16 @@ def _add_segment_parser(sub) -> None:
 
 def _cmd_segment(args) -> int:
     from .api import segment
-    from .outputs import write_result_files
+    from .io.read import read_image
 
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     printer = ProgressPrinter(args.quiet)
     quality = "fast" if args.fast else "fastest" if args.fastest else "normal"
     try:
+        image = read_image(args.input)
         result = segment(
-            args.input, model=args.model, task=args.task, quality=quality, roi_subset=args.roi_subset,
+            image, model=args.model, task=args.task, quality=quality, roi_subset=args.roi_subset,
             folds=args.folds, device=args.device, threads=args.threads, tile_step=args.step_size, mode=args.mode,
             precision=args.precision, return_probabilities=args.probabilities, uncertainty=args.uncertainty,
             uncertainty_passes=args.uncertainty_passes, progress=printer, cancel=cancel,
@@ -100,15 +101,7 @@ def _cmd_segment(args) -> int:
     single_file = out.name.endswith((".nii", ".nii.gz"))
     out_dir = out.parent if single_file else out
     stem = out.name[: -len(".nii.gz")] if out.name.endswith(".nii.gz") else (out.stem if single_file else "segmentation")
-    written = write_result_files(result, out_dir, stem=stem, probabilities=args.probabilities)
-    if not single_file and not args.ml:
-        from .outputs import write_structure_masks
-
-        written["masks"] = write_structure_masks(result, out_dir)
-    if args.preview:
-        from .preview import write_preview
-
-        written["preview"] = write_preview(args.input, result, out_dir / f"{stem}_preview.png")
+    written = _write_outputs(args, image, result, out_dir, stem, single_file)
     if not args.quiet:
         for kind, path in written.items():
             print(f"{kind}: {path}")
@@ -117,6 +110,47 @@ def _cmd_segment(args) -> int:
         for note in result.notes:
             print(f"note: {note}")
     return 0
+
+
+def _outputs_present(out_dir: Path) -> set:
+    found = set()
+    for d in (out_dir, out_dir / "masks"):
+        if d.is_dir():
+            found |= set(d.iterdir())
+    return found
+
+
+def _write_outputs(args, image, result, out_dir: Path, stem: str, single_file: bool) -> dict:
+    """Write every requested file; if any write fails or Ctrl-C arrives, remove what this run wrote.
+
+    Each file is written atomically, but a run stopped between two files would otherwise leave a
+    partial set (say the NIfTI without the .seg.nrrd, or half of the masks) that looks finished.
+    """
+    from .outputs import write_result_files, write_structure_masks
+
+    created_dir = not out_dir.exists()
+    before = _outputs_present(out_dir)
+    try:
+        # A file path asks for that one multi-label file (TotalSegmentator's --ml -o file.nii.gz).
+        written = write_result_files(result, out_dir, stem=stem, seg_nrrd=not single_file,
+                                     labels_csv=not single_file, probabilities=args.probabilities)
+        if not single_file and not args.ml:
+            written["masks"] = write_structure_masks(result, out_dir)
+        if args.preview:
+            from .preview import write_preview
+
+            written["preview"] = write_preview(image, result, out_dir / f"{stem}_preview.png")
+    except BaseException:
+        for p in sorted(_outputs_present(out_dir) - before, key=lambda q: len(q.parts), reverse=True):
+            if p.is_dir():
+                if not any(p.iterdir()):
+                    p.rmdir()
+            else:
+                p.unlink(missing_ok=True)
+        if created_dir and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
+    return written
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,6 +184,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("medsegai: interrupted.", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, permission denied, output path is a file...: no traceback
+        print(f"medsegai: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

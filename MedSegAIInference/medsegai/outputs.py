@@ -13,21 +13,22 @@ from .result import SegmentationResult
 
 
 def write_result_files(result: SegmentationResult, out_dir: Path, *, stem: str = "segmentation", nifti: bool = True,
-                       seg_nrrd: bool = True, probabilities: bool = False) -> Dict[str, Path]:
+                       seg_nrrd: bool = True, probabilities: bool = False, labels_csv: bool = True) -> Dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written: Dict[str, Path] = {}
     if nifti:
         written["nifti"] = write_image(result.labels, out_dir / f"{stem}.nii.gz")
     if seg_nrrd:
         written["seg_nrrd"] = write_seg_nrrd(result.labels, result.segments, out_dir / f"{stem}.seg.nrrd")
-    labels_csv = out_dir / f"{stem}_labels.csv"
-    with atomic_path(labels_csv) as tmp:
-        with open(tmp, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["value", "name", "r", "g", "b", "terminology"])
-            for s in result.segments:
-                w.writerow([s.value, s.name, *(f"{c:.4f}" for c in s.color), s.terminology])
-    written["labels_csv"] = labels_csv
+    if labels_csv:
+        csv_path = out_dir / f"{stem}_labels.csv"
+        with atomic_path(csv_path) as tmp:
+            with open(tmp, "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["value", "name", "r", "g", "b", "terminology"])
+                for s in result.segments:
+                    w.writerow([s.value, s.name, *(f"{c:.4f}" for c in s.color), s.terminology])
+        written["labels_csv"] = csv_path
     if probabilities and result.probabilities is not None:
         path = out_dir / f"{stem}_probabilities.npz"
         with atomic_path(path) as tmp:

@@ -52,7 +52,7 @@ class Image:
         cols = lps[:3, :3]
         spacing = np.linalg.norm(cols, axis=0)
         if np.any(spacing <= 0) or not np.all(np.isfinite(spacing)):
-            raise InvalidImageError(f"The image grid has zero or invalid spacing {tuple(spacing)}.")
+            raise InvalidImageError(f"The image grid has zero or invalid spacing {_fmt(spacing)}.")
         return cls(array, tuple(spacing), tuple(lps[:3, 3]), cols / spacing)
 
     def same_grid(self, other: "Image", atol: float = 1e-4) -> bool:
@@ -90,6 +90,11 @@ class Image:
         )
 
 
+def _fmt(values) -> str:
+    """(0.0, -1.5, nan) rather than numpy's (np.float64(0.0), ...) in user-facing messages."""
+    return "(" + ", ".join(f"{float(v):g}" for v in values) + ")"
+
+
 def validate_image(image: Image, *, name: str = "The input image") -> None:
     """Refuse images no model can use, with a message that names the problem."""
     arr = image.array
@@ -103,7 +108,7 @@ def validate_image(image: Image, *, name: str = "The input image") -> None:
         raise InvalidImageError(f"{name} has non-numeric voxels ({arr.dtype}).")
     sp = np.asarray(image.spacing)
     if not np.all(np.isfinite(sp)) or np.any(sp <= 0):
-        raise InvalidImageError(f"{name} has zero, negative or invalid spacing {tuple(sp)}.")
+        raise InvalidImageError(f"{name} has zero, negative or invalid spacing {_fmt(sp)} mm.")
     if not np.all(np.isfinite(image.direction)) or abs(abs(np.linalg.det(image.direction)) - 1) > 1e-3:
         raise InvalidImageError(f"{name} has an invalid (non-orthonormal) direction matrix.")
     if np.issubdtype(arr.dtype, np.floating):

@@ -45,10 +45,19 @@ def is_result_folder(path: Path) -> bool:
     return path.is_dir() and (path / "plans.json").is_file() and (path / "dataset.json").is_file()
 
 
+def _damaged_result_folder(path: Path) -> bool:
+    if not (path.is_dir() and _FOLDER_RE.match(path.name)):
+        return False
+    return (path / "plans.json").is_file() or (path / "dataset.json").is_file() or any(path.glob("fold_*"))
+
+
 def find_result_folders(path: Path, max_depth: int = 3) -> List[Path]:
     """Result folders at or below ``path`` (a TotalSegmentator zip holds Dataset*/trainer__plans__cfg/)."""
     path = Path(path)
-    if is_result_folder(path):
+    if is_result_folder(path) or _damaged_result_folder(path):
+        # A folder named and shaped like a result folder but missing plans.json or dataset.json is
+        # returned too, so that validate_result_folder names the missing file instead of the caller
+        # saying only that no model was found.
         return [path]
     found: List[Path] = []
     if max_depth > 0 and path.is_dir():

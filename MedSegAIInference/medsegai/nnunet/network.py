@@ -3,7 +3,7 @@
 
 Why not depend on that package: on PyPI it requires timm, which requires torchvision, whose
 PyPI build does not import beside the CPU torch (and inside Slicer it would drag a second
-torch in). Its U-Net is small; ``Testing/Python/test_network_parity.py`` proves that our module
+torch in). Its U-Net is small; ``Testing/Python/test_network_equivalence.py`` proves that our module
 gives the same state-dict keys and bit-identical outputs as the original.
 """
 from __future__ import annotations
