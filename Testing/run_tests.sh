@@ -2,7 +2,7 @@
 # The whole test suite from a fresh checkout: set up .venv, then run every test. Used by .ci/run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash Testing/setup_env.sh --test
+bash MedSegAIInference/setup_env.sh --test
 export MEDSEGAI_DATA_DIR=${MEDSEGAI_DATA_DIR:-$(cd .. && pwd)/shared/data}
 # Keep the user's real model cache and TotalSegmentator weights out of the tests.
 export MEDSEGAI_HOME=$(mktemp -d)

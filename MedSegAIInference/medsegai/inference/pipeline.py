@@ -15,7 +15,7 @@ from ..nnunet.model_folder import LoadedModel, find_result_folders, load_model_f
 from ..progress import Reporter
 from ..result import SegmentationResult
 from ..totalseg.tasks import QUALITIES, TaskSpec, get_task
-from .device import configure_threads, is_out_of_memory, select_device
+from .device import check_precision, configure_threads, is_out_of_memory, select_device
 from .probabilities import ProbabilitySink
 from .single_model import RunOptions, run_model
 
@@ -112,6 +112,7 @@ def run_segmentation(image: Image, *, model=None, task=None, quality="normal", r
         check_method(uncertainty)
     configure_threads(threads)
     dev = select_device(device)
+    check_precision(dev, precision)
 
     t0 = time.perf_counter()
     spec: Optional[TaskSpec] = get_task(task, quality) if task else None
