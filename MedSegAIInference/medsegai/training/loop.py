@@ -1,0 +1,317 @@
+"""``medsegai train``: data checks, plans, the training loop, checkpoints, resume, validation, export.
+
+Order of work: every check that can fail (folders, pairs, geometry, label values, options,
+memory) runs before the first iteration. Then cases are preprocessed once with the runner's own
+preprocessing, patches are sampled and augmented with MONAI, and the network is trained with
+cross-entropy + soft Dice (unknown voxels left out) and deep supervision.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..inference.device import select_device
+from ..nnunet.network import build_network
+from ..nnunet.plans import parse_model_config
+from .dataset import LabelMap, check_cases, find_pairs, load_cases, load_label_map
+from .errors import TrainingConfigError, TrainingDataError
+from .export import atomic_write_text, model_folder_name, write_model_folder, _atomic_save
+from .memory import check_memory
+from .plans_writer import (CONFIGURATION, ArchitectureOptions, check_consecutive, foreground_intensity_properties,
+                           make_dataset_json, make_plans)
+from .preprocessing import IGNORE_INDEX, preprocess_training_case, value_to_channel_lut
+
+LATEST = "checkpoint_latest.pth"
+DS_WEIGHTS = (1.0, 0.5, 0.25)  # deep supervision: full resolution and the two next coarser outputs
+
+
+@dataclass
+class TrainOptions:
+    data_dir: Path
+    output_dir: Path
+    labels_json: Optional[Path] = None
+    val_dir: Optional[Path] = None
+    spacing: Sequence[float] = (3.0, 3.0, 3.0)  # (z, y, x) = (k, j, i) mm
+    patch: Sequence[int] = (48, 64, 64)
+    batch_size: int = 2
+    iterations: int = 1000
+    lr: float = 3e-3
+    weight_decay: float = 3e-5
+    arch: ArchitectureOptions = field(default_factory=ArchitectureOptions)
+    device: str = "auto"
+    threads: Optional[int] = None
+    val_every: int = 0  # 0: only at the end
+    checkpoint_every: int = 25
+    log_every: int = 5
+    resume: bool = False
+    finetune: Optional[Path] = None
+    seed: int = 0
+    max_minutes: Optional[float] = None  # stop (and export) when the time is up, lr schedule follows time
+    elastic_p: float = 0.1
+    memory_limit_gb: Optional[float] = None  # for tests and shared machines; default 80% of what is free
+    dataset_name: str = "MedSegAI"
+    fp16_weights: bool = True
+
+
+@dataclass
+class TrainSummary:
+    model_folder: Path
+    iterations: int
+    seconds: float
+    final_loss: float
+    validation: Dict[str, Dict[str, float]]
+    trained_values: List[int]
+    warnings: List[str]
+
+
+Log = Callable[[str], None]
+
+
+def _check_options(o: TrainOptions) -> None:
+    n_down = len(o.arch.features) - 1
+    if len(o.patch) != 3 or len(o.spacing) != 3:
+        raise TrainingConfigError("--patch and --spacing need three values (z y x).")
+    bad = [p for p in o.patch if p % (2 ** n_down)]
+    if bad:
+        raise TrainingConfigError(
+            f"Every patch size must be divisible by {2 ** n_down} ({len(o.arch.features)} stages); got "
+            f"{tuple(o.patch)}.")
+    if any(s <= 0 for s in o.spacing):
+        raise TrainingConfigError(f"Invalid spacing {tuple(o.spacing)}.")
+    if o.iterations < 1 or o.batch_size < 1:
+        raise TrainingConfigError("--iterations and --batch-size must be at least 1.")
+    if not 0 <= o.arch.dropout_p < 1:
+        raise TrainingConfigError("--dropout must be in [0, 1).")
+
+
+def _median(values, axis=0):
+    return np.median(np.asarray(values, dtype=float), axis=axis)
+
+
+def _poly_lr(base: float, progress: float) -> float:
+    return base * (1 - min(progress, 0.999)) ** 0.9
+
+
+def _deep_supervision_targets(target: torch.Tensor, n: int) -> List[torch.Tensor]:
+    # Stride-2 convolutions with padding 1 centre output voxel i on input voxel 2i: [::2] lines up.
+    out = [target]
+    for _ in range(n - 1):
+        out.append(out[-1][:, ::2, ::2, ::2])
+    return out
+
+
+class Loss:
+    """Cross-entropy + soft Dice (MONAI's MaskedDiceLoss over the batch), unknown voxels masked."""
+
+    def __init__(self):
+        from monai.losses import MaskedDiceLoss
+
+        self.dice = MaskedDiceLoss(include_background=False, to_onehot_y=True, softmax=True, batch=True,
+                                   smooth_nr=1e-5, smooth_dr=1e-5)
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        valid = target != IGNORE_INDEX
+        ce = F.cross_entropy(logits, target.long(), ignore_index=IGNORE_INDEX)
+        t = torch.where(valid, target, torch.zeros_like(target)).long()[:, None]
+        dice = self.dice(logits, t, mask=valid[:, None].to(logits.dtype))
+        return ce + dice
+
+
+def _write_log(folder: Path, record: dict) -> None:
+    atomic_write_text(folder / "training_log.json", json.dumps(record, indent=1))
+
+
+def train(o: TrainOptions, log: Log = print) -> TrainSummary:
+    t_start = time.perf_counter()
+    _check_options(o)
+    torch.manual_seed(o.seed)
+    np.random.seed(o.seed)
+    if o.threads:
+        torch.set_num_threads(int(o.threads))
+    device = select_device(o.device)
+    out_root = Path(o.output_dir)
+    folder = out_root / model_folder_name()
+
+    # ---- data and label checks (all before training) -----------------------------------------
+    find_pairs(Path(o.data_dir))  # folder layout first: the most basic problem is reported first
+    label_map: LabelMap = load_label_map(Path(o.data_dir), o.labels_json)
+    check_consecutive(label_map)
+    cases = load_cases(Path(o.data_dir), label_map)
+    trained, warnings = check_cases(cases, label_map)
+    val_cases = load_cases(Path(o.val_dir), label_map) if o.val_dir else []
+    for w in warnings:
+        log(f"warning: {w}")
+    trained_names = [label_map.names[v] for v in trained]
+    log(f"{len(cases)} training case(s), {len(val_cases)} validation case(s); {len(trained) - 1} structures to learn")
+
+    # ---- plans: resume > fine-tune > new --------------------------------------------------------
+    dataset = make_dataset_json(label_map, len(cases))
+    latest = folder / "fold_0" / LATEST
+    source_model = None
+    if o.resume:
+        if not latest.is_file():
+            raise TrainingConfigError(f"Nothing to resume: {latest} does not exist.")
+        plans = json.loads((folder / "plans.json").read_text())
+    elif o.finetune:
+        from .finetune import source_plans
+
+        plans, source_model = source_plans(Path(o.finetune))
+        if o.arch.dropout_p > 0:  # dropout adds no weights: the source checkpoint still fits
+            kw = plans["configurations"][CONFIGURATION]["architecture"]["arch_kwargs"]
+            kw["dropout_op"] = "torch.nn.modules.dropout.Dropout3d"
+            kw["dropout_op_kwargs"] = {"p": float(o.arch.dropout_p), "inplace": False}
+        log(f"fine-tuning from {source_model.folder}")
+    else:
+        try:
+            intensity = foreground_intensity_properties(cases, label_map, seed=o.seed)
+        except ValueError:
+            raise TrainingDataError("No foreground voxels in any label map.") from None
+        shapes = [np.array(c.image.shape) * np.array(c.image.spacing[::-1]) / np.array(o.spacing) for c in cases]
+        plans = make_plans(o.dataset_name, o.spacing, o.patch, o.batch_size, o.arch, intensity,
+                           np.round(_median(shapes)).astype(int), _median([c.image.spacing[::-1] for c in cases]))
+    config = parse_model_config(plans, dataset, CONFIGURATION)
+    patch = tuple(config.patch_size)
+
+    net = build_network(config.network, 1, len(trained), deep_supervision=True)
+    n_params = sum(p.numel() for p in net.parameters())
+    limit = int(o.memory_limit_gb * 2**30) if o.memory_limit_gb else None
+    need = check_memory(config.network, patch, o.batch_size, len(trained), n_params, device, limit)
+    log(f"network: {len(config.network.features_per_stage)} stages {config.network.features_per_stage}, "
+        f"{n_params / 1e6:.2f} M parameters, dropout {config.network.dropout_p}; patch {patch} at "
+        f"{tuple(config.spacing)} mm, batch {o.batch_size}; about {need / 2**30:.1f} GiB per step on {device}")
+
+    # ---- preprocessing (the runner's) and the data pipeline -------------------------------------
+    from monai.data import CacheDataset
+
+    from .transforms import cached_transforms, class_sampling_label, training_transforms
+
+    lut = value_to_channel_lut(trained, label_map.ignore_value, max(label_map.names))
+    items = []
+    for c in cases:
+        pc = preprocess_training_case(c, config, lut)
+        items.append({"image": pc.image, "target": pc.target,
+                      "sampling": class_sampling_label(pc.target, len(trained)), "name": c.name})
+        log(f"  case {c.name}: network grid {pc.image.shape[1:]}")
+    del cases
+    cache = CacheDataset(items, transform=cached_transforms(patch, len(trained)), progress=False, num_workers=0)
+    augment = training_transforms(patch, len(trained), seed=o.seed, elastic_p=o.elastic_p)
+
+    # ---- optimiser, resume / fine-tune ------------------------------------------------------------
+    net.to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    start_it, elapsed_before, history = 0, 0.0, []
+    if o.resume:
+        ck = torch.load(str(latest), map_location="cpu", weights_only=True)
+        if ck.get("trained_label_values") != trained:
+            raise TrainingConfigError(
+                "The checkpoint to resume was trained on other label values than the data now holds "
+                f"({ck.get('trained_label_values')} vs {trained}).")
+        net.load_state_dict(ck["network_weights"])
+        opt.load_state_dict(ck["optimizer"])
+        start_it, elapsed_before, history = int(ck["iteration"]), float(ck.get("elapsed_s", 0)), list(
+            ck.get("history", []))
+        torch.set_rng_state(ck["torch_rng"])
+        augment.set_random_state(seed=o.seed + start_it)
+        log(f"resuming at iteration {start_it}")
+    elif source_model is not None:
+        from .finetune import init_from_model
+
+        counts = init_from_model(net, source_model, trained_names)
+        log(f"  copied {counts['tensors']} tensors and the output heads of {counts['structures']} structure(s) "
+            "(background included) from the source model")
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "plans.json", json.dumps(plans, indent=1))
+    atomic_write_text(folder / "dataset.json", json.dumps(dataset, indent=1))
+
+    loss_fn = Loss()
+    rng = np.random.default_rng(o.seed + start_it)
+    t0 = time.perf_counter()
+    validation: Dict[str, Dict[str, float]] = {}
+    it = start_it
+    last_loss = float("nan")
+
+    def save_latest() -> None:
+        _atomic_save({
+            "network_weights": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            "optimizer": opt.state_dict(), "iteration": it, "trained_label_values": trained,
+            "elapsed_s": elapsed_before + time.perf_counter() - t0, "history": history,
+            "torch_rng": torch.get_rng_state(), "options": _options_record(o),
+        }, latest)
+
+    def run_validation() -> None:
+        nonlocal validation
+        if not val_cases:
+            return
+        from .validation import mean_dice, validate
+
+        net.eval()
+        validation = validate(val_cases, plans, dataset, net.state_dict(), trained, label_map, device)
+        net.train()
+        history.append({"iteration": it, "val_mean_dice": mean_dice(validation)})
+        log(f"validation at iteration {it}: mean Dice {mean_dice(validation):.3f} over "
+            f"{sum(len(v) for v in validation.values())} structure(s)")
+
+    net.train()
+    while it < o.iterations:
+        elapsed = elapsed_before + time.perf_counter() - t0
+        progress = it / o.iterations
+        if o.max_minutes:
+            if elapsed >= o.max_minutes * 60:
+                log(f"time limit of {o.max_minutes} min reached at iteration {it}")
+                break
+            progress = max(progress, elapsed / (o.max_minutes * 60))
+        lr = _poly_lr(o.lr, progress)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        batch = [augment(cache[int(rng.integers(len(cache)))])[0] for _ in range(o.batch_size)]
+        x = torch.stack([torch.as_tensor(b["image"]) for b in batch]).float().to(device)
+        y = torch.stack([torch.as_tensor(b["target"])[0] for b in batch]).to(device)
+        outs = net(x)
+        targets = _deep_supervision_targets(y, len(DS_WEIGHTS))
+        w = np.array(DS_WEIGHTS) / sum(DS_WEIGHTS)
+        loss = sum(wi * loss_fn(out, t) for wi, out, t in zip(w, outs, targets))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 12.0)
+        opt.step()
+        it += 1
+        last_loss = float(loss.detach())
+        history.append({"iteration": it, "loss": last_loss, "lr": lr})
+        if it % o.log_every == 0 or it == 1:
+            el = elapsed_before + time.perf_counter() - t0
+            per_it = (time.perf_counter() - t0) / max(it - start_it, 1)
+            left = per_it * (o.iterations - it)
+            if o.max_minutes:
+                left = min(left, o.max_minutes * 60 - el)
+            log(f"iteration {it}/{o.iterations} loss {last_loss:.4f} lr {lr:.2e} {per_it:.1f} s/it "
+                f"elapsed {el / 60:.1f} min, about {max(left, 0) / 60:.1f} min left")
+        if it % o.checkpoint_every == 0:
+            save_latest()
+        if o.val_every and it % o.val_every == 0 and it < o.iterations:
+            run_validation()
+
+    save_latest()
+    run_validation()
+    seconds = elapsed_before + time.perf_counter() - t0
+    extra = {"dropout_p": float(config.network.dropout_p), "iterations": it, "training_seconds": round(seconds, 1),
+             "trained_structures": trained_names[1:]}
+    write_model_folder(folder, plans, dataset, net.state_dict(), trained, fp16=o.fp16_weights, extra=extra)
+    _write_log(folder, {"options": _options_record(o), "iterations": it, "seconds": seconds,
+                        "trained_label_values": trained, "trained_structures": trained_names[1:],
+                        "validation_dice": validation, "history": history, "warnings": warnings})
+    log(f"model folder written: {folder} ({it} iterations, {seconds / 60:.1f} min; total "
+        f"{(time.perf_counter() - t_start) / 60:.1f} min)")
+    return TrainSummary(folder, it, seconds, last_loss, validation, trained, warnings)
+
+
+def _options_record(o: TrainOptions) -> dict:
+    d = asdict(o)
+    return json.loads(json.dumps(d, default=str))
