@@ -70,12 +70,14 @@ def _register_terminology():
 
 
 class MedSegAILogic(ScriptedLoadableModuleLogic):
-    """Console API: ``MedSegAILogic().segment(volumeNode, task="total", quality="fast")``."""
+    """Console API: ``MedSegAILogic().segment(volumeNode, task="total", quality="fast")``;
+    ``segmentWithUncertainty(volumeNode, "entropy", model=...)`` also returns the map and the scores."""
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
         from MedSegAILib.segment_logic import SegmentLogic
-        self.core = SegmentLogic(slicer.mrmlScene, slicer.modules.segmentations.logic())
+        self.core = SegmentLogic(slicer.mrmlScene, slicer.modules.segmentations.logic(),
+                                 colors_logic=slicer.modules.colors.logic())
 
     def segment(self, volumeNode, task="total", quality="normal", subset=None, device="auto", model=None,
                 segmentationNode=None, onEdited="keep", timeout=None, install_dependencies=True):
@@ -85,8 +87,24 @@ class MedSegAILogic(ScriptedLoadableModuleLogic):
                                  model=model, segmentation_node=segmentationNode, on_edited=onEdited,
                                  timeout=timeout)
 
-    def statistics(self, segmentationNode, volumeNode):
-        return self.core.statistics(segmentationNode, volumeNode)
+    def segmentWithUncertainty(self, volumeNode, method="entropy", task="total", quality="normal", subset=None,
+                               device="auto", model=None, segmentationNode=None, onEdited="keep", timeout=None,
+                               passes=8, confidenceThreshold=0.8, install_dependencies=True):
+        """Returns (segmentation node, uncertainty volume node, {segment name: confidence scores})."""
+        if install_dependencies and not ensure_dependencies(interactive=not slicer.app.testingEnabled()):
+            raise RuntimeError("MedSegAI's Python dependencies are not installed.")
+        outcome = self.core.segment_outcome(volumeNode, task=task, quality=quality, subset=subset, device=device,
+                                            model=model, segmentation_node=segmentationNode, on_edited=onEdited,
+                                            timeout=timeout, uncertainty=method, uncertainty_passes=passes,
+                                            confidence_threshold=confidenceThreshold)
+        return outcome.segmentation_node, outcome.uncertainty_node, outcome.confidence
+
+    def statistics(self, segmentationNode, volumeNode, uncertaintyVolumeNode=None, confidenceThreshold=None):
+        return self.core.statistics(segmentationNode, volumeNode, uncertaintyVolumeNode, confidenceThreshold)
+
+    def jumpToLeastConfidentSegment(self, segmentationNode, volumeNode):
+        """Centre the slice views on the least confident segment; returns its segment ID."""
+        return self.core.jump_to_least_confident(segmentationNode, volumeNode)[0]
 
 
 def ensure_dependencies(interactive=True) -> bool:
@@ -131,6 +149,8 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.running = None
         self.choices = []
         self.stats = []
+        self.uncertaintyNode = None
+        self.uncertaintyVolume = None
 
     def setup(self):
         import qt
@@ -149,6 +169,10 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._log(problem)
         for label, device in (("Auto", "auto"), ("GPU (CUDA)", "cuda"), ("CPU", "cpu")):
             self.ui.deviceSelector.addItem(label, device)
+        for label, method in (("Off", ""), ("Entropy (no extra time)", "entropy"),
+                              ("Test-time flips", "tta"), ("Monte Carlo dropout", "mcdropout"),
+                              ("Fold ensemble", "ensemble")):
+            self.ui.uncertaintyMethodSelector.addItem(label, method)
 
         self.timer = qt.QTimer()
         self.timer.setInterval(self.POLL_MS)
@@ -165,6 +189,11 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.show3DCheckBox.connect("toggled(bool)", self.onShow3D)
         self.ui.computeStatisticsButton.connect("clicked()", self.onComputeStatistics)
         self.ui.exportStatisticsButton.connect("clicked()", self.onExportStatistics)
+        self.ui.uncertaintyMethodSelector.connect("currentIndexChanged(int)", self.onUncertaintyMethodChanged)
+        self.ui.overlayOpacitySlider.connect("valueChanged(double)", self.onOverlayOpacity)
+        self.ui.overlayThresholdSlider.connect("valueChanged(double)", self.onOverlayThreshold)
+        self.ui.jumpToLeastConfidentButton.connect("clicked()", self.onJumpToLeastConfident)
+        self.onUncertaintyMethodChanged()
         self.onModelChanged()
 
     def cleanup(self):
@@ -268,7 +297,9 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.inputVolumeSelector.currentNode(), task=args["task"], model=args["model"],
             quality=args["quality"], subset=self.selectedSubset(), device=self.ui.deviceSelector.currentData,
             segmentation_node=self.ui.outputSegmentationSelector.currentNode(), on_edited="error",
-            known_structures=choice.structures)
+            known_structures=choice.structures, uncertainty=self.ui.uncertaintyMethodSelector.currentData or None,
+            uncertainty_passes=self.ui.uncertaintyPassesSpinBox.value,
+            confidence_threshold=self.ui.confidenceThresholdSpinBox.value)
         try:
             self.running = self.logic.core.start(request)
         except Exception as e:  # InputError and friends: a message, the scene untouched
@@ -284,7 +315,9 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.progressBar.visible = running
         self.ui.progressBar.value = 0
         for w in (self.ui.inputVolumeSelector, self.ui.modelSelector, self.ui.qualitySelector,
-                  self.ui.deviceSelector, self.ui.outputSegmentationSelector, self.ui.structureTree):
+                  self.ui.deviceSelector, self.ui.outputSegmentationSelector, self.ui.structureTree,
+                  self.ui.uncertaintyMethodSelector, self.ui.uncertaintyPassesSpinBox,
+                  self.ui.confidenceThresholdSpinBox):
             w.enabled = not running
 
     def onPoll(self):
@@ -332,8 +365,54 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.stageLabel.text = f"Done in {outcome.seconds:.0f} s: {len(outcome.update.written)} segments{kept}."
         for note in outcome.result.notes:
             self._log(note)
+        if outcome.uncertainty_node is not None:
+            self._showUncertainty(outcome, running.request.volume_node)
         if self.ui.show3DCheckBox.checked:
             self.onShow3D(True)
+
+    # -- uncertainty ----------------------------------------------------------------------------
+    def onUncertaintyMethodChanged(self, *_):
+        self.ui.uncertaintyPassesSpinBox.enabled = self.ui.uncertaintyMethodSelector.currentData in ("tta",
+                                                                                                     "mcdropout")
+
+    def _currentUncertaintyNode(self, volume=None):
+        """The last map, while it is in the scene (and made for ``volume`` when one is given)."""
+        node = self.uncertaintyNode
+        if node is None or node.GetScene() is not slicer.mrmlScene:
+            return None
+        return node if volume is None or volume is self.uncertaintyVolume else None
+
+    def _showUncertainty(self, outcome, volume):
+        from MedSegAILib.uncertainty_overlay import set_overlay_threshold, show_overlay
+        self.uncertaintyNode, self.uncertaintyVolume = outcome.uncertainty_node, volume
+        set_overlay_threshold(self.uncertaintyNode, self.ui.overlayThresholdSlider.value)
+        show_overlay(slicer.mrmlScene, volume, self.uncertaintyNode, self.ui.overlayOpacitySlider.value)
+        self.ui.jumpToLeastConfidentButton.enabled = bool(outcome.confidence)
+        low = sorted(n for n, v in outcome.confidence.items() if v.get("flagged"))
+        self._log(f"Uncertainty ({outcome.uncertainty_method}): {len(low)} segment(s) below "
+                  f"{self.ui.confidenceThresholdSpinBox.value:.2f} confidence" + (f": {', '.join(low)}" if low else "."))
+
+    def onOverlayOpacity(self, value):
+        from MedSegAILib.uncertainty_overlay import set_overlay_opacity
+        node = self._currentUncertaintyNode()
+        if node is not None:
+            set_overlay_opacity(slicer.mrmlScene, node, value)
+
+    def onOverlayThreshold(self, value):
+        from MedSegAILib.uncertainty_overlay import set_overlay_threshold
+        node = self._currentUncertaintyNode()
+        if node is not None:
+            set_overlay_threshold(node, value)
+
+    def onJumpToLeastConfident(self):
+        try:
+            segment_id, _ras = self.logic.core.jump_to_least_confident(self.ui.outputSegmentationSelector.currentNode(),
+                                                                       self.ui.inputVolumeSelector.currentNode())
+        except Exception as e:
+            slicer.util.errorDisplay(str(e), windowTitle="MedSegAI")
+            return
+        node = self.ui.outputSegmentationSelector.currentNode()
+        self.ui.stageLabel.text = f"Least confident: {node.GetSegmentation().GetSegment(segment_id).GetName()}"
 
     # -- results --------------------------------------------------------------------------------
     def onShow3D(self, show):
@@ -350,7 +429,9 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         import qt
         try:
             self.stats = self.logic.statistics(self.ui.outputSegmentationSelector.currentNode(),
-                                               self.ui.inputVolumeSelector.currentNode())
+                                               self.ui.inputVolumeSelector.currentNode(),
+                                               self._currentUncertaintyNode(self.ui.inputVolumeSelector.currentNode()),
+                                               self.ui.confidenceThresholdSpinBox.value)
         except Exception as e:
             slicer.util.errorDisplay(str(e), windowTitle="MedSegAI")
             return

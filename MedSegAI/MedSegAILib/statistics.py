@@ -16,7 +16,8 @@ import vtk
 from .segment_edits import internal_mask
 from .volume_bridge import ijk_to_ras_matrix
 
-COLUMNS = ("Segment", "Voxels", "Volume [mL]", "Mean", "Standard deviation")
+COLUMNS = ("Segment", "Voxels", "Volume [mL]", "Mean", "Standard deviation", "Confidence", "Mean uncertainty",
+           "Low confidence")
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,15 @@ class SegmentStatistics:
     volume_ml: float
     mean: float  # NaN for an empty segment
     std: float
+    # From an uncertainty run (segment tags): Soft Dice Confidence, mean uncertainty inside the
+    # segment as it is now (NaN without a map), and the low-confidence flag.
+    confidence: float = float("nan")
+    mean_uncertainty: float = float("nan")
+    flagged: bool = False
 
     def row(self) -> tuple:
-        return (self.name, self.voxels, self.volume_ml, self.mean, self.std)
+        return (self.name, self.voxels, self.volume_ml, self.mean, self.std, self.confidence, self.mean_uncertainty,
+                "yes" if self.flagged else "")
 
 
 def _same_grid(seg_matrix: np.ndarray, volume_matrix: np.ndarray) -> Optional[np.ndarray]:
@@ -74,7 +81,19 @@ def _mask_on_volume(segmentation_node, segment_id, volume_node, segmentations_lo
 
 
 def segment_statistics(segmentation_node, volume_node, segmentations_logic,
-                       segment_ids: Optional[Sequence[str]] = None) -> List[SegmentStatistics]:
+                       segment_ids: Optional[Sequence[str]] = None, uncertainty_volume=None,
+                       confidence_threshold: Optional[float] = None) -> List[SegmentStatistics]:
+    """``uncertainty_volume``: a map on ``volume_node``'s grid, averaged inside each segment as it is now;
+    ``confidence_threshold`` re-flags the segments (default: the flags stored by the run)."""
+    from .uncertainty_scores import read_confidence
+
+    scores = read_confidence(segmentation_node, confidence_threshold)
+    unc_values = None
+    if uncertainty_volume is not None:
+        unc_values = slicer.util.arrayFromVolume(uncertainty_volume)
+        if unc_values.shape != slicer.util.arrayFromVolume(volume_node).shape or not np.allclose(
+                ijk_to_ras_matrix(uncertainty_volume), ijk_to_ras_matrix(volume_node), atol=1e-4):
+            raise ValueError("The uncertainty map is not on the intensity volume's grid.")
     values = slicer.util.arrayFromVolume(volume_node)
     spacing = volume_node.GetSpacing()
     voxel_ml = float(np.prod(spacing)) / 1000.0
@@ -86,9 +105,14 @@ def segment_statistics(segmentation_node, volume_node, segmentations_logic,
         mask = _mask_on_volume(segmentation_node, sid, volume_node, segmentations_logic)
         inside = values[mask].astype(np.float64)
         n = int(inside.size)
+        conf = scores.get(sid)
+        mean_unc = conf.mean_uncertainty if conf is not None else float("nan")
+        if unc_values is not None:
+            mean_unc = float(unc_values[mask].mean()) if n else float("nan")
         out.append(SegmentStatistics(
             sid, seg.GetSegment(sid).GetName(), n, n * voxel_ml,
             float(inside.mean()) if n else float("nan"), float(inside.std()) if n else float("nan"),
+            conf.soft_dice if conf is not None else float("nan"), mean_unc, bool(conf is not None and conf.flagged),
         ))
     return out
 
@@ -98,7 +122,8 @@ def statistics_to_table(scene, stats: Sequence[SegmentStatistics], table_node=No
     if table_node is None:
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
     table = vtk.vtkTable()
-    arrays = [vtk.vtkStringArray(), vtk.vtkIntArray(), vtk.vtkDoubleArray(), vtk.vtkDoubleArray(), vtk.vtkDoubleArray()]
+    arrays = [vtk.vtkStringArray(), vtk.vtkIntArray(), vtk.vtkDoubleArray(), vtk.vtkDoubleArray(), vtk.vtkDoubleArray(),
+              vtk.vtkDoubleArray(), vtk.vtkDoubleArray(), vtk.vtkStringArray()]
     for arr, col in zip(arrays, COLUMNS):
         arr.SetName(col)
         table.AddColumn(arr)
@@ -117,6 +142,7 @@ def write_statistics_csv(stats: Sequence[SegmentStatistics], path) -> str:
         w = csv.writer(f)
         w.writerow(COLUMNS)
         for s in stats:
-            w.writerow([s.name, s.voxels, f"{s.volume_ml:.6g}", f"{s.mean:.6g}", f"{s.std:.6g}"])
+            w.writerow([s.name, s.voxels, f"{s.volume_ml:.6g}", f"{s.mean:.6g}", f"{s.std:.6g}",
+                        f"{s.confidence:.6g}", f"{s.mean_uncertainty:.6g}", "yes" if s.flagged else ""])
     os.replace(tmp, path)
     return path

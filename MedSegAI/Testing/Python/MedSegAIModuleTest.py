@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import slicer
+import vtk
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -57,6 +58,24 @@ def run_module_flow(test):
     stats = logic.statistics(seg, volume)
     test.assertEqual(len(stats), n)
     test.assertTrue(all(s.volume_ml >= 0 for s in stats))
+
+    # Uncertainty: the map on the input's grid with a colour node, scores on the segments, the jump.
+    seg_u, unc, confidence = logic.segmentWithUncertainty(volume, "entropy", model=model, device="cpu",
+                                                          install_dependencies=False, timeout=600)
+    test.assertEqual(slicer.util.arrayFromVolume(unc).shape, slicer.util.arrayFromVolume(volume).shape)
+    a, b = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
+    unc.GetIJKToRASMatrix(a)
+    volume.GetIJKToRASMatrix(b)
+    test.assertTrue(np.allclose(slicer.util.arrayFromVTKMatrix(a), slicer.util.arrayFromVTKMatrix(b)))
+    test.assertIsNotNone(unc.GetDisplayNode().GetColorNode())
+    values = slicer.util.arrayFromVolume(unc)
+    test.assertTrue(0.0 <= values.min() and values.max() <= 1.0 and values.max() > 0.0)
+    test.assertTrue(confidence)
+    worst = min(confidence, key=lambda n: confidence[n]["soft_dice"])
+    segment_id = logic.jumpToLeastConfidentSegment(seg_u, volume)
+    test.assertEqual(seg_u.GetSegmentation().GetSegment(segment_id).GetName(), worst)
+    stats = logic.statistics(seg_u, volume, unc)
+    test.assertTrue(all(0.0 <= s.confidence <= 1.0 for s in stats if s.voxels))
 
     # Cancel halfway: the scene stays as it was.
     before = _node_ids()

@@ -27,7 +27,9 @@ class JobSpec:
     roi_subset: Optional[List[str]] = None
     device: str = "auto"
     threads: Optional[int] = None
-    uncertainty: Optional[str] = None
+    uncertainty: Optional[str] = None  # entropy | tta | mcdropout | ensemble
+    uncertainty_passes: int = 8  # passes for tta / mcdropout
+    confidence_threshold: Optional[float] = None  # Soft Dice Confidence below this flags a segment
     # The worker polls this path and cancels when it appears: works where signals do not (Windows).
     cancel_file: Optional[str] = None
     output_stem: str = "segmentation"
@@ -48,6 +50,15 @@ class JobSpec:
             raise JobSpecError("The structure subset must be a list of structure names.")
         if self.threads is not None and int(self.threads) < 1:
             raise JobSpecError("threads must be at least 1.")
+        if self.uncertainty is not None:
+            from ..uncertainty import METHODS
+
+            if self.uncertainty not in METHODS:
+                raise JobSpecError(f"Unknown uncertainty method {self.uncertainty!r}; use one of {', '.join(METHODS)}.")
+        if int(self.uncertainty_passes) < 2:
+            raise JobSpecError("uncertainty_passes must be at least 2.")
+        if self.confidence_threshold is not None and not 0.0 <= float(self.confidence_threshold) <= 1.0:
+            raise JobSpecError("confidence_threshold must be between 0 and 1.")
 
     # -- JSON -----------------------------------------------------------------------------------
     def to_json(self) -> str:

@@ -71,8 +71,13 @@ def run_job(spec: JobSpec, token: CancelToken) -> dict:
         result = medsegai.segment(
             spec.input_path, model=spec.model, task=spec.task, quality=spec.quality,
             roi_subset=spec.roi_subset, device=spec.device, threads=spec.threads,
-            uncertainty=spec.uncertainty, progress=on_progress, cancel=token,
+            uncertainty=spec.uncertainty, uncertainty_passes=spec.uncertainty_passes, progress=on_progress,
+            cancel=token,
         )
+        if spec.uncertainty and spec.confidence_threshold is not None:
+            from ..uncertainty import flag_segments
+
+            flag_segments(result.segment_confidence, spec.confidence_threshold)
         token.raise_if_cancelled()
         emit("progress", stage="write", fraction=0.0, message="Writing outputs")
         outputs = medsegai.write_outputs(result, staging, stem=spec.output_stem)
@@ -91,6 +96,7 @@ def run_job(spec: JobSpec, token: CancelToken) -> dict:
             for s in result.segments
         ],
         "segment_confidence": result.segment_confidence,
+        "uncertainty_method": result.uncertainty_method,
         "timings": result.timings,
         "notes": result.notes,
         "device": result.device,
