@@ -94,7 +94,11 @@ src, dst, half = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 if src.endswith((".nii", ".nii.gz", ".nrrd", ".mha")):
     img = sitk.ReadImage(src)
 else:
-    r = sitk.ImageSeriesReader(); r.SetFileNames(r.GetGDCMSeriesFileNames(src)); img = r.Execute()
+    import os
+    # the series may sit in a subfolder (the pancreas CT does, beside its licence files)
+    folders = [d for d, _, fs in os.walk(src) if any(f.lower().endswith(".dcm") for f in fs)] or [src]
+    series = max(folders, key=lambda d: len(os.listdir(d)))
+    r = sitk.ImageSeriesReader(); r.SetFileNames(r.GetGDCMSeriesFileNames(series)); img = r.Execute()
 if half:  # 2x in-plane: the same anatomy on a quarter of the voxels, for nnU-Net's full-grid export
     size = [img.GetSize()[0] // 2, img.GetSize()[1] // 2, img.GetSize()[2]]
     spacing = [img.GetSpacing()[0] * img.GetSize()[0] / size[0], img.GetSpacing()[1] * img.GetSize()[1] / size[1], img.GetSpacing()[2]]
@@ -114,8 +118,8 @@ def sh(cmd: str) -> str:
 
 def machine() -> str:
     cpu = re.sub(r"\s+", " ", sh("lscpu | grep -m1 'Model name' | cut -d: -f2"))
-    flags = sh("lscpu | grep -m1 Flags")
-    extras = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f in flags.split()]
+    flags = Path("/proc/cpuinfo").read_text().split()
+    extras = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     mem = int(sh("grep MemTotal /proc/meminfo | awk '{print $2}'") or 0) / 1024 ** 2
     return f"{os.cpu_count()} CPUs ({sh('nproc')} usable), {cpu.strip()} [{' '.join(extras)}], {mem:.1f} GiB RAM, {platform.platform()}"
 
@@ -151,15 +155,29 @@ def measure(name: str, cmd: list, log: Path, env=None, cwd=None) -> dict:
     print(f"\n[{name}] load {before['load1']:.2f}/{before['load5']:.2f}, {before['avail_gb']:.1f} GB available; "
           f"$ {shlex.join(full)}", flush=True)
     t0 = time.perf_counter()
+    # Each output line is logged with its time since the start: our runner's progress lines
+    # ("preprocess [...]", "predict [...]", "export [...]") then give its per-stage times.
+    stamped = []
     with open(log, "w") as fh:
-        p = subprocess.Popen(full, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        p = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                             text=True, errors="replace", bufsize=1)
+
+        def pump():
+            for line in p.stdout:
+                stamped.append((time.perf_counter() - t0, line.rstrip("\n")))
+                fh.write(f"[{stamped[-1][0]:8.2f}s] {line}")
+                fh.flush()
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
         ps = psutil.Process(p.pid)
         peak = 0
         while p.poll() is None:
             peak = max(peak, tree_rss(ps))
             time.sleep(0.1)
+        reader.join(timeout=10)
     wall = time.perf_counter() - t0
-    text = log.read_text(errors="replace")
+    text = "\n".join(line for _, line in stamped)
     res = {"name": name, "rc": p.returncode, "wall_s": wall, "tree_peak_gb": peak / 1e9, "before": before,
            "cmd": shlex.join(str(c) for c in cmd), "log": str(log)}
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
@@ -170,12 +188,30 @@ def measure(name: str, cmd: list, log: Path, env=None, cwd=None) -> dict:
         res["user_s"] = float(m.group(1))
         res["sys_s"] = float(re.search(r"System time \(seconds\): ([\d.]+)", text).group(1))
     res["stages"] = parse_stages(name, text)
+    if name.startswith(("a", "d")):
+        res["stages_from_progress"] = progress_stages(stamped, wall)
     status = "ok" if p.returncode == 0 else f"FAILED rc={p.returncode} (see {log})"
     print(f"[{name}] {status}: wall {wall:.1f}s, peak tree RSS {peak / 1e9:.2f} GB, "
           f"largest process {res.get('max_proc_rss_gb', float('nan')):.2f} GB, stages {res['stages']}", flush=True)
     if p.returncode != 0:
         print("\n".join(text.splitlines()[-25:]))
     return res
+
+
+def progress_stages(stamped, wall: float) -> dict:
+    """Seconds per stage of our runner from the times its progress lines appeared (a stage's
+    first line is printed at once; the last stage runs until the process ends)."""
+    marks = []
+    for t, line in stamped:
+        m = re.match(r"^(\w+)\s+\[", line)
+        if m and (not marks or marks[-1][1] != m.group(1)):
+            marks.append((t, m.group(1)))
+    out = {}
+    for (t, stage), nxt in zip(marks, marks[1:] + [(wall, None)]):
+        out[stage] = round(out.get(stage, 0.0) + nxt[0] - t, 1)
+    if marks:
+        out["start-up"] = round(marks[0][0], 1)
+    return out
 
 
 def parse_stages(name: str, text: str) -> dict:
@@ -247,7 +283,7 @@ def main(argv=None) -> int:
     # One NIfTI for all tools, converted once and cached (the work folder is git-ignored).
     inputs = WORK / "inputs"
     inputs.mkdir(exist_ok=True)
-    base = args.ct.name.replace(".nii.gz", "").replace(".nii", "")
+    base = args.ct.resolve().name.replace(".nii.gz", "").replace(".nii", "")
 
     def converted(half: bool) -> Path:
         dst = inputs / f"{base}{'_half' if half else ''}.nii.gz"
@@ -267,7 +303,8 @@ def main(argv=None) -> int:
     cd_note = ""
     cd_mode = args.cd_input
     if cd_mode == "auto":
-        cd_mode = "full" if (avail >= args.min_free_gb and avail >= need_gb + 3) else "half"
+        # a small need fits anyway; a large one only with --min-free-gb available (others' processes)
+        cd_mode = "full" if avail >= need_gb + 3 and (need_gb < 8 or avail >= args.min_free_gb) else "half"
         if cd_mode == "half":
             cd_note = (f"(c)/(d) on the CT downsampled 2x in-plane: nnU-Net's predictor on the full {shape} grid "
                        f"needs ~{need_gb:.0f} GB (118 class logits resampled to the full grid), {avail:.1f} GB available "
@@ -279,6 +316,8 @@ def main(argv=None) -> int:
         cd_note = "(c)/(d) skipped (--cd-input skip)"
     if cd_note:
         print("NOTE: " + cd_note)
+    if not set(args.only) & set("cd"):
+        cd_mode, cd_note = "skip", ""
     ct_cd = None if cd_mode == "skip" else converted(cd_mode == "half")
     shape_cd = nib.load(str(ct_cd)).shape[:3] if ct_cd else None
 
@@ -349,6 +388,8 @@ def render(results, agree, mach, args, shape, shape_cd, cd_mode, cd_note, ct, ct
     for r in results:
         cpu = f"{r['user_s'] + r['sys_s']:.0f}" if "user_s" in r else "-"
         st = ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items()) or "-"
+        if r.get("stages_from_progress"):
+            st += " (progress lines: " + ", ".join(f"{k} {v:.1f}" for k, v in r["stages_from_progress"].items()) + ")"
         ok = "" if r["rc"] == 0 else f" **FAILED rc={r['rc']}**"
         lines.append(f"| {r['name']}{ok} | {r['rep']} | {r['before']['load1']:.2f}/{r['before']['load5']:.2f} | "
                      f"{r['before']['avail_gb']:.1f} | {r['wall_s']:.1f} | {cpu} | {r['tree_peak_gb']:.2f} | "
