@@ -33,21 +33,15 @@ def estimate_training_bytes(spec: NetworkSpec, patch: Sequence[int], batch: int,
     return int(activations + num_params * 4 * 4)
 
 
+from ..system_memory import available_ram_bytes  # noqa: E402
+
+
 def available_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return 1 << 62  # unknown: do not refuse
+    ram = available_ram_bytes()
+    return ram if ram is not None else 1 << 62  # unknown: do not refuse
 
 
 def check_memory(spec: NetworkSpec, patch: Sequence[int], batch: int, num_classes: int, num_params: int,

@@ -4,24 +4,15 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence
 
+from ..system_memory import available_ram_bytes
 from .errors import UncertaintyMemoryError
 
 FINE_CHUNK = 8  # classes resampled to full resolution at a time (as inference/export.py does)
 
 
 def available_bytes() -> Optional[int]:
-    """MemAvailable from /proc/meminfo (Linux); None where it cannot be read (no check then)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
+    """Free RAM, or None where it cannot be read (no check then)."""
+    return available_ram_bytes()
 
 
 def estimate_bytes(num_classes: int, network_shape: Sequence[int], fine_voxels: int, multi_pass: bool,
