@@ -6,7 +6,6 @@ in float32, plus gradients of the same size, plus the weights with Adam's two mo
 """
 from __future__ import annotations
 
-import os
 from typing import Optional, Sequence
 
 import numpy as np

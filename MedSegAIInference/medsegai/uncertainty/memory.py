@@ -1,7 +1,6 @@
 """Will the uncertainty accumulators fit? Checked after preprocessing, before any network pass."""
 from __future__ import annotations
 
-import os
 from typing import Optional, Sequence
 
 from ..system_memory import available_ram_bytes
