@@ -8,7 +8,7 @@ Consumers of full-resolution scores (probabilities, uncertainty) get each chunk 
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -20,6 +20,38 @@ from .resample import resample_scores_chunk, separate_z_axis
 ChunkCallback = Callable[[Sequence[int], torch.Tensor], None]
 
 
+def _margin(a: torch.Tensor, b: torch.Tensor) -> float:
+    # fp16 spacing at magnitude m is m * 2**-10; four of them keep even the rounded scores strictly
+    # ordered, so a dropped class could not even have tied (and won the tie) in nnU-Net's argmax.
+    m = max(float(a.abs().max()), float(b.abs().max()))
+    return m * 2.0 ** -8 + 1e-3
+
+
+def classes_that_can_win(scores: torch.Tensor, reporter: Optional[Reporter] = None) -> List[int]:
+    """Classes that may be the argmax somewhere after order-1 resampling; the others need no resampling.
+
+    Linear and nearest-neighbour resampling give every output voxel a convex combination of grid
+    values, so if class ``b`` beats class ``c`` by a margin at every grid voxel it does so at every
+    output voxel, and ``c`` can never be the label. The background channel is the usual such ``b``:
+    a model's output heads for structures it never learned (the bundled model keeps TotalSegmentator's
+    118 channels, 74 of them silent) and structures outside the field of view stay below it
+    everywhere. Skipping them saves their resampling, the dominant cost of export. Exact, not a guess.
+    """
+    k = scores.shape[0]
+    winners = set(torch.unique(scores.argmax(0)).tolist())
+    keep = []
+    for c in range(k):
+        if reporter is not None:
+            reporter.check()
+        if c in winners or c == 0:
+            keep.append(c)
+            continue
+        bg, sc = scores[0].float(), scores[c].float()
+        if not bool(((bg - sc) > _margin(bg, sc)).all()):
+            keep.append(c)
+    return keep
+
+
 def scores_to_labels(
     scores: torch.Tensor,
     geom: CaseGeometry,
@@ -28,23 +60,32 @@ def scores_to_labels(
     on_chunk: Optional[ChunkCallback] = None,
     reporter: Optional[Reporter] = None,
 ) -> np.ndarray:
-    """scores (K, X, Y, Z) on the model grid -> uint8/uint16 labels (k, j, i) on the input grid."""
+    """scores (K, X, Y, Z) on the model grid -> uint8/uint16 labels (k, j, i) on the input grid.
+
+    Without ``on_chunk`` (labels only), classes that cannot win (:func:`classes_that_can_win`) are
+    not resampled; with it every class is, since the consumer wants all scores.
+    """
     reporter = reporter or Reporter()
     num_classes = scores.shape[0]
     target = geom.shape_after_crop
     axis = separate_z_axis(geom.model_spacing, geom.spacing, resampling_kwargs.get("force_separate_z"))
     best_val = None
     best_idx = torch.zeros(target, dtype=torch.int16 if num_classes > 127 else torch.uint8)
-    for c0 in range(0, num_classes, chunk):
+    classes = list(range(num_classes)) if on_chunk is not None else classes_that_can_win(scores, reporter)
+    for n0 in range(0, len(classes), chunk):
         reporter.check()
-        idx = list(range(c0, min(num_classes, c0 + chunk)))
-        res = resample_scores_chunk(scores[c0:idx[-1] + 1], target, axis)
+        idx = classes[n0:n0 + chunk]
+        if idx == list(range(idx[0], idx[-1] + 1)):
+            res = resample_scores_chunk(scores[idx[0]:idx[-1] + 1], target, axis)
+        else:
+            res = resample_scores_chunk(scores[idx], target, axis)
         if on_chunk is not None:
             on_chunk(idx, res)
         # nnU-Net stores the resampled fp16 scores back into fp16 before its argmax; the rounding
         # creates ties that argmax breaks towards the lower class. Same rounding here, same labels.
+        # Classes stay in ascending order, so "first maximum" still means the lowest class.
         val, arg = res.half().max(0)  # first maximum on ties, like argmax
-        arg = (arg + c0).to(best_idx.dtype)
+        arg = torch.as_tensor(idx, dtype=torch.int64)[arg].to(best_idx.dtype)
         if best_val is None:
             best_val, best_idx = val, arg
         else:
@@ -52,7 +93,8 @@ def scores_to_labels(
             best_val = torch.where(better, val, best_val)
             best_idx = torch.where(better, arg, best_idx)
         del res, val, arg
-        reporter("export", (idx[-1] + 1) / num_classes, f"classes {idx[-1] + 1}/{num_classes}")
+        done = min(n0 + chunk, len(classes))
+        reporter("export", done / len(classes), f"classes {done}/{len(classes)}")
     dtype = np.uint8 if num_classes <= 256 else np.uint16
     labels = np.zeros(geom.shape_before_crop, dtype=dtype)
     crop = tuple(slice(a, b) for a, b in geom.bbox)
