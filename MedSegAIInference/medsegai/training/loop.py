@@ -56,6 +56,7 @@ class TrainOptions:
     seed: int = 0
     max_minutes: Optional[float] = None  # stop (and export) when the time is up, lr schedule follows time
     elastic_p: float = 0.1
+    limited_fov_p: float = 0.3  # patches cut to a short/narrow field of view (see transforms.py)
     memory_limit_gb: Optional[float] = None  # for tests and shared machines; default 80% of what is free
     dataset_name: str = "MedSegAI"
     fp16_weights: bool = True
@@ -202,7 +203,8 @@ def train(o: TrainOptions, log: Log = print) -> TrainSummary:
         log(f"  case {c.name}: network grid {pc.image.shape[1:]}")
     del cases
     cache = CacheDataset(items, transform=cached_transforms(patch, len(trained)), progress=False, num_workers=0)
-    augment = training_transforms(patch, len(trained), seed=o.seed, elastic_p=o.elastic_p)
+    augment = training_transforms(patch, len(trained), seed=o.seed, elastic_p=o.elastic_p,
+                                  limited_fov_p=o.limited_fov_p)
 
     # ---- optimiser, resume / fine-tune ------------------------------------------------------------
     net.to(device)

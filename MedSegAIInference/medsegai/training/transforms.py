@@ -14,6 +14,54 @@ from monai import transforms as mt
 from .preprocessing import IGNORE_INDEX
 
 
+class RandLimitedFieldOfViewd(mt.RandomizableTransform, mt.MapTransform):
+    """Makes a patch look like part of a scan with a short or narrow field of view.
+
+    Real inputs are often a few slices (the held-out DICOM series is 20 slices of 2 mm) or a
+    cropped reconstruction. The runner pads such volumes with 0 (normalised intensity, nnU-Net's
+    rule) up to the patch size, so a network that only ever saw full patches of anatomy meets
+    a slab of tissue between two walls of constant padding at inference. Here, along each axis
+    with probability ``axis_prob``, everything outside a random window of the patch becomes that
+    padding value, and the label there becomes unknown (what lies beyond a scan's edge is not
+    background, it is not known).
+    """
+
+    def __init__(self, keys=("image", "target"), prob: float = 0.3, axis_prob=(0.8, 0.3, 0.3),
+                 min_fraction: float = 0.2):
+        mt.RandomizableTransform.__init__(self, prob)
+        mt.MapTransform.__init__(self, keys)
+        self.axis_prob = tuple(axis_prob)
+        self.min_fraction = float(min_fraction)
+        self._windows = None
+
+    def randomize(self, shape) -> None:
+        super().randomize(None)
+        self._windows = []
+        for size, p in zip(shape, self.axis_prob):
+            if self.R.random_sample() >= p:
+                self._windows.append(slice(None))
+                continue
+            keep = int(self.R.randint(max(1, int(size * self.min_fraction)), size + 1))
+            start = int(self.R.randint(0, size - keep + 1))
+            self._windows.append(slice(start, start + keep))
+
+    def __call__(self, data):
+        d = dict(data)
+        image_key, target_key = self.keys
+        self.randomize(d[image_key].shape[1:])
+        if not self._do_transform or all(w == slice(None) for w in self._windows):
+            return d
+        window = (slice(None), *self._windows)
+        for key, fill in ((image_key, 0), (target_key, IGNORE_INDEX)):
+            arr = d[key]
+            out = arr.clone() if hasattr(arr, "clone") else np.array(arr, copy=True)
+            inside = out[window].clone() if hasattr(out, "clone") else out[window].copy()
+            out[...] = fill
+            out[window] = inside
+            d[key] = out
+        return d
+
+
 def class_sampling_label(target: np.ndarray, num_classes: int) -> np.ndarray:
     """The target with unknown voxels as background, for choosing patch centres by class."""
     out = target.copy()
@@ -21,7 +69,8 @@ def class_sampling_label(target: np.ndarray, num_classes: int) -> np.ndarray:
     return out
 
 
-def training_transforms(patch: Sequence[int], num_classes: int, seed: int = 0, elastic_p: float = 0.1) -> mt.Compose:
+def training_transforms(patch: Sequence[int], num_classes: int, seed: int = 0, elastic_p: float = 0.1,
+                        limited_fov_p: float = 0.3) -> mt.Compose:
     patch = [int(p) for p in patch]
     # Crop a larger region first so that rotation/scaling have real data at the patch borders.
     big = [int(round(p * 1.3)) for p in patch]
@@ -41,6 +90,8 @@ def training_transforms(patch: Sequence[int], num_classes: int, seed: int = 0, e
         mt.RandScaleIntensityd(keys="image", prob=0.15, factors=0.25),
         mt.RandShiftIntensityd(keys="image", prob=0.15, offsets=0.1),
         mt.RandAdjustContrastd(keys="image", prob=0.15, gamma=(0.7, 1.5), retain_stats=True),
+        # Last: the runner's padding is exactly 0, never noisy or smoothed.
+        RandLimitedFieldOfViewd(keys=("image", "target"), prob=limited_fov_p),
         mt.EnsureTyped(keys=("image", "target"), track_meta=False),
     ])
     t.set_random_state(seed=seed)
