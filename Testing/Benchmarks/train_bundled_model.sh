@@ -5,7 +5,7 @@
 #   INSTALL=1 Testing/Benchmarks/train_bundled_model.sh           # ...and copy the result into Resources/
 #
 # Data: $MEDSEGAI_DATA_DIR (default ../shared/data beside the repository). Training uses 2 CPU
-# threads and stops after 50 minutes of training (the learning-rate schedule follows the time),
+# threads and stops after 45 minutes of training (the learning-rate schedule follows the time),
 # so the number of iterations depends on the machine; the shipped model's count is in its card.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -16,7 +16,7 @@ export MEDSEGAI_DATA_DIR="${MEDSEGAI_DATA_DIR:-$REPO/../shared/data}"
 "$PY" "$REPO/Testing/Benchmarks/prepare_bundled_data.py" --data "$MEDSEGAI_DATA_DIR" --out "$WORK/data"
 "$PY" -m medsegai.cli train -i "$WORK/data/train" --val "$WORK/data/val" -o "$WORK/model" \
     --spacing 5 5 5 --patch 32 48 48 --features 16 32 64 128 256 --dropout 0.1 \
-    --batch-size 1 --iterations 6000 --max-minutes 50 --val-every 1000 --threads 2 --seed 0 --device "${DEVICE:-cpu}"
+    --batch-size 1 --iterations 6000 --max-minutes 45 --val-every 1000 --air-margin-mm 80 --threads 2 --seed 0 --device "${DEVICE:-cpu}"
 
 if [[ "${INSTALL:-0}" == "1" ]]; then
     SRC="$WORK/model/MedSegAITrainer__nnUNetPlans__3d_fullres"

@@ -50,3 +50,27 @@ def test_probability_zero_changes_nothing_and_pipeline_keeps_shapes():
     for _ in range(5):
         b = aug(cached)[0]
         assert tuple(b["image"].shape) == (1, *patch) and tuple(b["target"].shape) == (1, *patch)
+
+
+def test_air_margin_pads_in_plane_with_air_and_background_only_for_ct():
+    from types import SimpleNamespace
+
+    from medsegai.training.preprocessing import PreprocessedCase, add_air_margin
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 1, (1, 6, 8, 10)).astype(np.float32)
+    target = rng.integers(1, 4, (1, 6, 8, 10)).astype(np.uint8)
+    case = PreprocessedCase("c", image, target)
+    # Network axes (x, y, z) = input axes (i, j, k): the in-plane ones are network axes 0 and 1.
+    ct = SimpleNamespace(normalization_schemes=["CTNormalization"], transpose_forward=(2, 1, 0),
+                         spacing=(2.0, 2.0, 5.0))
+    out = add_air_margin(case, ct, margin_mm=10)
+    assert out.image.shape == (1, 6 + 10, 8 + 10, 10) and out.target.shape == out.image.shape
+    np.testing.assert_array_equal(out.image[:, 5:-5, 5:-5, :], image)
+    np.testing.assert_array_equal(out.target[:, 5:-5, 5:-5, :], target)
+    border = np.ones(out.image.shape, bool)
+    border[:, 5:-5, 5:-5, :] = False
+    assert np.all(out.image[border] == image.min()) and np.all(out.target[border] == 0)
+    mr = SimpleNamespace(normalization_schemes=["ZScoreNormalization"], transpose_forward=(0, 1, 2),
+                         spacing=(1.0, 1.0, 1.0))
+    assert add_air_margin(case, mr, margin_mm=10) is case

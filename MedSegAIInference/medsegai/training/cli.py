@@ -40,6 +40,8 @@ def register(sub) -> None:
     p.add_argument("--elastic-p", type=float, default=0.1, help="probability of an elastic deformation per patch")
     p.add_argument("--limited-fov-p", type=float, default=0.3,
                    help="probability that a patch is cut to a short/narrow field of view (padding outside)")
+    p.add_argument("--air-margin-mm", type=float, default=0.0,
+                   help="CT: surround each training case in-plane with this much air (for tightly cropped scans)")
     p.add_argument("--fp32-weights", action="store_true", help="save float32 weights (default float16, half the size)")
     p.set_defaults(func=_cmd_train)
 
@@ -55,7 +57,7 @@ def _cmd_train(args) -> int:
         arch=ArchitectureOptions(features=list(args.features), dropout_p=args.dropout),
         device=args.device, threads=args.threads, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
         resume=args.resume, finetune=args.finetune, seed=args.seed, max_minutes=args.max_minutes,
-        elastic_p=args.elastic_p, limited_fov_p=args.limited_fov_p, memory_limit_gb=args.memory_limit_gb, fp16_weights=not args.fp32_weights,
+        elastic_p=args.elastic_p, limited_fov_p=args.limited_fov_p, air_margin_mm=args.air_margin_mm, memory_limit_gb=args.memory_limit_gb, fp16_weights=not args.fp32_weights,
     )
     summary = train(opts, log=lambda m: print(m, flush=True))
     for case, dice in summary.validation.items():

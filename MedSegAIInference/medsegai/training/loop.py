@@ -27,7 +27,7 @@ from .export import atomic_write_text, model_folder_name, write_model_folder, _a
 from .memory import check_memory
 from .plans_writer import (CONFIGURATION, ArchitectureOptions, check_consecutive, foreground_intensity_properties,
                            make_dataset_json, make_plans)
-from .preprocessing import IGNORE_INDEX, preprocess_training_case, value_to_channel_lut
+from .preprocessing import IGNORE_INDEX, add_air_margin, preprocess_training_case, value_to_channel_lut
 
 LATEST = "checkpoint_latest.pth"
 DS_WEIGHTS = (1.0, 0.5, 0.25)  # deep supervision: full resolution and the two next coarser outputs
@@ -57,6 +57,7 @@ class TrainOptions:
     max_minutes: Optional[float] = None  # stop (and export) when the time is up, lr schedule follows time
     elastic_p: float = 0.1
     limited_fov_p: float = 0.3  # patches cut to a short/narrow field of view (see transforms.py)
+    air_margin_mm: float = 0.0  # CT only: in-plane margin of air around each training case
     memory_limit_gb: Optional[float] = None  # for tests and shared machines; default 80% of what is free
     dataset_name: str = "MedSegAI"
     fp16_weights: bool = True
@@ -197,7 +198,7 @@ def train(o: TrainOptions, log: Log = print) -> TrainSummary:
     lut = value_to_channel_lut(trained, label_map.ignore_value, max(label_map.names))
     items = []
     for c in cases:
-        pc = preprocess_training_case(c, config, lut)
+        pc = add_air_margin(preprocess_training_case(c, config, lut), config, o.air_margin_mm)
         items.append({"image": pc.image, "target": pc.target,
                       "sampling": class_sampling_label(pc.target, len(trained)), "name": c.name})
         log(f"  case {c.name}: network grid {pc.image.shape[1:]}")

@@ -46,3 +46,25 @@ def preprocess_training_case(case: Case, config: ModelConfig, lut: np.ndarray) -
     lab = resize_skimage_like(lab.astype(np.int32), data.shape[1:], order=0)
     target = lut[lab].astype(np.uint8)
     return PreprocessedCase(case.name, np.ascontiguousarray(data, dtype=np.float32), target[None])
+
+
+def add_air_margin(case: PreprocessedCase, config: ModelConfig, margin_mm: float) -> PreprocessedCase:
+    """Surround a CT with air in-plane (labelled background), as if scanned with a wider field of view.
+
+    Training CTs are often reconstructed tightly around the body, while users' scans have air,
+    the table and the reconstruction circle around it; a network that never saw wide air calls it
+    whatever structure it knows best. After CTNormalization air takes the lowest value (the clip
+    at the foreground's 0.5th percentile), which is the image's minimum. Only the two in-plane
+    axes (input axes j and i, wherever transpose_forward puts them) get the margin.
+    """
+    if margin_mm <= 0 or "CTNormalization" not in config.normalization_schemes:
+        return case
+    air = float(case.image.min())
+    pads = [(0, 0)]
+    for axis in range(3):
+        inplane = config.transpose_forward[axis] in (1, 2)
+        n = int(round(margin_mm / config.spacing[axis])) if inplane else 0
+        pads.append((n, n))
+    image = np.pad(case.image, pads, mode="constant", constant_values=air)
+    target = np.pad(case.target, pads, mode="constant", constant_values=0)
+    return PreprocessedCase(case.name, image, target)

@@ -74,7 +74,10 @@ def training_transforms(patch: Sequence[int], num_classes: int, seed: int = 0, e
     patch = [int(p) for p in patch]
     # Crop a larger region first so that rotation/scaling have real data at the patch borders.
     big = [int(round(p * 1.3)) for p in patch]
-    ratios = [0.3] + [1.0] * (num_classes - 1)  # oversample structures: background is everywhere anyway
+    # A third of the patches centred on background (air, fat, table, structures not learned), the
+    # rest shared equally by the structures, so small ones are seen as often as the liver. With
+    # background at a small share the network almost never sees air and labels it at inference.
+    ratios = [max(1.0, (num_classes - 1) / 2.0)] + [1.0] * (num_classes - 1)
     t = mt.Compose([
         mt.RandCropByLabelClassesd(keys=("image", "target"), label_key="sampling", spatial_size=big,
                                    num_classes=num_classes, ratios=ratios, num_samples=1,
