@@ -16,13 +16,13 @@ import numpy as np
 import torch
 
 from ..inference.probabilities import ProbabilitySink
-from ..inference.single_model import RunOptions, ScoreGrid
+from ..inference.case_preparation import PreparedCase, ScoreGrid, prepare_case
+from ..inference.single_model import RunOptions
 from ..io.image import Image
 from ..nnunet.model_folder import LoadedModel
 from ..progress import Reporter
 from .accumulate import PassAccumulator
 from .confidence import DEFAULT_CONFIDENCE_THRESHOLD, SoftDiceSums, mean_inside, segment_confidence
-from .grids import PreparedCase, prepare_case
 from .measures import entropy_terms, normalise_entropy, softmax_slabs_
 from .memory import FINE_CHUNK, check_memory, estimate_bytes
 from .passes import PassPlan, plan_passes, run_pass
@@ -93,7 +93,7 @@ def run_with_uncertainty(model: LoadedModel, work_image: Image, opts: RunOptions
     t_start = time.perf_counter()
     plan = plan_passes(model, opts, method, int(passes))
     num_classes = model.config.num_classes
-    case = prepare_case(model, work_image, opts, reporter)
+    case = prepare_case(model, work_image, opts.mode, reporter)
     check_memory(method, estimate_bytes(num_classes, case.data.shape[1:], int(np.prod(work_image.shape)),
                                         bool(plan.passes), plan.labels_from_logit_mean))
     # Entropy: the probabilities of the normal run, bit for bit. Several passes: their mean.

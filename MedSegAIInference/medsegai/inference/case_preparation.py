@@ -1,15 +1,12 @@
-"""Where the uncertainty arithmetic happens, and how results reach the work image's grid.
+"""From an input image to the network input, and from class scores back to the input grid.
 
-Several predictions are combined on the network grid (the grid the class scores already live
-on, so the extra memory is one more score-sized array, whatever the number of passes). Maps and
-per-class probabilities then go to the "fine" grid once, a class chunk at a time:
+One place for both pipelines, used by a plain run (``single_model``) and by uncertainty runs
+(which need the same labels plus scores on a "fine" grid), so the two can never drift apart:
 
-* nnU-Net mode: the fine grid is the input's non-zero crop in the network's axis order, the grid
+* nnU-Net mode: the input's non-zero crop in the network's axis order is the fine grid, the grid
   that ``scores_to_labels`` resamples logits onto; outside the crop the pipeline says background.
-* TotalSegmentator mode: the fine grid is the closest-canonical input grid.
-
-The labels themselves come from the same functions ``inference/single_model.py`` uses, so a run
-with uncertainty returns exactly the labels of a run without it.
+* TotalSegmentator mode: the input is brought to the closest canonical orientation and zoomed to
+  the model spacing as TotalSegmentator does; the fine grid is that canonical input grid.
 """
 from __future__ import annotations
 
@@ -19,14 +16,29 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from ..inference.export import ChunkCallback, scores_to_labels, uncrop_to_input
-from ..inference.orientation import from_canonical, to_canonical
-from ..inference.preprocess import preprocess_case
-from ..inference.resample import resample_scores_chunk, separate_z_axis, zoom_totalseg
-from ..inference.single_model import RunOptions, ScoreGrid, _stream_scores_to_canonical, totalseg_input
 from ..io.image import Image
 from ..nnunet.model_folder import LoadedModel
 from ..progress import Reporter
+from .export import ChunkCallback, scores_to_labels, uncrop_to_input
+from .orientation import from_canonical, to_canonical
+from .preprocess import preprocess_case
+from .resample import resample_scores_chunk, separate_z_axis, zoom_totalseg
+
+
+@dataclass
+class ScoreGrid:
+    """Where ``on_chunk`` scores live, to map them back to the input grid (see uncertainty/probabilities)."""
+    to_input: callable  # maps an array on the score grid (k?, ...) to the input grid (k, j, i)
+
+
+def totalseg_input(image: Image, model_spacing_kji: Sequence[float]):
+    """TotalSegmentator's input preparation: closest canonical, linear zoom to the model spacing, int32."""
+    canon, ro = to_canonical(image)
+    zoom_ijk = [s / t for s, t in zip(canon.spacing, model_spacing_kji[::-1])]
+    # Zoom in nibabel's (i, j, k) axis order: the same interpolation sums in the same order, so the
+    # int32 truncation that follows cuts exactly where TotalSegmentator's does.
+    data = zoom_totalseg(canon.array.T.astype(np.float64), zoom_ijk, order=1).astype(np.int32).T
+    return canon, ro, np.ascontiguousarray(data)
 
 
 @dataclass
@@ -41,8 +53,9 @@ class PreparedCase:
     score_grid: ScoreGrid  # where ``on_chunk`` chunks of the labels export live (for ProbabilitySink)
 
 
-def prepare_case(model: LoadedModel, image: Image, opts: RunOptions, reporter: Reporter) -> PreparedCase:
-    if opts.mode == "totalseg":
+def prepare_case(model: LoadedModel, image: Image, mode: str, reporter: Reporter) -> PreparedCase:
+    """Network input plus the way back to the input grid, in nnU-Net's or TotalSegmentator's pipeline."""
+    if mode == "totalseg":
         return _prepare_totalseg(model, image, reporter)
     return _prepare_nnunet(model, image, reporter)
 
@@ -87,7 +100,7 @@ def _prepare_totalseg(model: LoadedModel, image: Image, reporter: Reporter) -> P
         return resample_scores_chunk(torch.from_numpy(full), canon.shape, None)
 
     def labels_from_scores(scores, on_chunk):
-        # As _run_totalseg: labels on the model grid, zoomed back with nearest neighbour.
+        # TotalSegmentator: labels on the model grid, zoomed back with nearest neighbour.
         low = scores_to_labels(scores, geom, cfg.resampling_probabilities_kwargs, on_chunk=None, reporter=reporter)
         if on_chunk is not None:
             _stream_scores_to_canonical(scores, geom, canon.shape, on_chunk)
@@ -100,3 +113,12 @@ def _prepare_totalseg(model: LoadedModel, image: Image, reporter: Reporter) -> P
         work_from_fine=lambda m, fill=0: from_canonical(m, ro),  # the fine grid is the whole image
         score_grid=ScoreGrid(lambda a: from_canonical(a, ro)),
     )
+
+
+def _stream_scores_to_canonical(scores, geom, canon_shape, on_chunk, chunk: int = 8) -> None:
+    """Scores for uncertainty/probabilities on the canonical input grid (linear, like nnU-Net's export)."""
+    for c0 in range(0, scores.shape[0], chunk):
+        idx = list(range(c0, min(scores.shape[0], c0 + chunk)))
+        part = scores[c0:idx[-1] + 1].float().numpy()
+        full = np.stack([uncrop_to_input(p, geom, fill=float(p.min())) for p in part])
+        on_chunk(idx, resample_scores_chunk(torch.from_numpy(full), canon_shape, None))
