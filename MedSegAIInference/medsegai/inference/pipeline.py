@@ -146,7 +146,10 @@ def run_segmentation(image: Image, *, model=None, task=None, quality="normal", r
     timings["load"] = time.perf_counter() - t0
     reporter("load", 1.0, f"{len(loaded)} model(s) loaded")
 
-    run_mode = mode if mode != "auto" else ("totalseg" if spec is not None else "nnunet")
+    # TotalSegmentator's pipeline for its tasks and for models trained on canonical (RAS) arrays,
+    # such as ours: a network that never saw a mirrored body must not get a DICOM's LPS array.
+    canonical = spec is not None or loaded[0].config.canonical_input
+    run_mode = mode if mode != "auto" else ("totalseg" if canonical else "nnunet")
     step = tile_step if tile_step is not None else (spec.tile_step if (spec is not None and run_mode == "totalseg") else 0.5)
     opts = RunOptions(device=dev, mode=run_mode, tile_step=step, precision=precision,
                       use_mirroring=(run_mode != "totalseg"))

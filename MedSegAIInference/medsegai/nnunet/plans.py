@@ -38,6 +38,10 @@ class IntensityProperties:
     percentile_99_5: float
 
 
+INPUT_ORIENTATION_KEY = "medsegai_input_orientation"
+CANONICAL_RAS = "closest_canonical_ras"
+
+
 @dataclass
 class ModelConfig:
     configuration: str
@@ -55,6 +59,9 @@ class ModelConfig:
     labels: Dict[str, Any]  # name -> int (or list for region-based training)
     channel_names: Dict[str, str]
     file_ending: str = ".nii.gz"
+    # MedSegAI-trained models see their input in the closest canonical (RAS) orientation, as
+    # TotalSegmentator's do; plain nnU-Net models see the array as stored.
+    canonical_input: bool = False
 
     @property
     def num_input_channels(self) -> int:
@@ -190,6 +197,7 @@ def parse_model_config(plans: dict, dataset: dict, configuration: str) -> ModelC
             labels=labels,
             channel_names={str(k): str(v) for k, v in channel_names.items()},
             file_ending=dataset.get("file_ending", ".nii.gz"),
+            canonical_input=plans.get(INPUT_ORIENTATION_KEY) == CANONICAL_RAS,
         )
     except InvalidModelError:
         raise

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ..inference.device import select_device
 from ..nnunet.network import build_network
-from ..nnunet.plans import parse_model_config
+from ..nnunet.plans import CANONICAL_RAS, INPUT_ORIENTATION_KEY, parse_model_config
 from .dataset import LabelMap, check_cases, find_pairs, load_cases, load_label_map
 from .errors import TrainingConfigError, TrainingDataError
 from .export import atomic_write_text, model_folder_name, write_model_folder, _atomic_save
@@ -166,6 +166,7 @@ def train(o: TrainOptions, log: Log = print) -> TrainSummary:
         from .finetune import source_plans
 
         plans, source_model = source_plans(Path(o.finetune))
+        plans[INPUT_ORIENTATION_KEY] = CANONICAL_RAS  # the cases are reoriented, as for a new model
         if o.arch.dropout_p > 0:  # dropout adds no weights: the source checkpoint still fits
             kw = plans["configurations"][CONFIGURATION]["architecture"]["arch_kwargs"]
             kw["dropout_op"] = "torch.nn.modules.dropout.Dropout3d"

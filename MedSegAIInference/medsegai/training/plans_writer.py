@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..nnunet.plans import CANONICAL_RAS, INPUT_ORIENTATION_KEY
 from .dataset import Case, LabelMap
 
 CONFIGURATION = "3d_fullres"
@@ -58,6 +59,7 @@ def make_plans(dataset_name: str, spacing_zyx: Sequence[float], patch_zyx: Seque
     dropout = arch.dropout_p > 0
     return {
         "dataset_name": dataset_name,
+        INPUT_ORIENTATION_KEY: CANONICAL_RAS,  # cases are reoriented before training (preprocessing.py)
         "plans_name": PLANS_NAME,
         "original_median_spacing_after_transp": [float(s) for s in median_spacing],
         "original_median_shape_after_transp": [int(s) for s in median_shape],

@@ -12,6 +12,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from ..inference.orientation import to_canonical
 from ..inference.preprocess import preprocess_case
 from ..inference.resample import resize_skimage_like
 from ..nnunet.plans import ModelConfig
@@ -39,9 +40,13 @@ def value_to_channel_lut(trained: List[int], ignore_value: Optional[int], max_va
 
 
 def preprocess_training_case(case: Case, config: ModelConfig, lut: np.ndarray) -> PreprocessedCase:
-    data, geom = preprocess_case(case.image.array, case.image.spacing[::-1], config)
+    # Closest canonical (RAS) orientation first, as the runner does for these models: the network
+    # sees every body the same way up whether it came as a RAS NIfTI or an LPS DICOM series.
+    image, _ = to_canonical(case.image)
+    label = to_canonical(case.image.with_array(case.label))[0].array
+    data, geom = preprocess_case(image.array, image.spacing[::-1], config)
     tf = list(config.transpose_forward)
-    lab = case.label.transpose(tf)
+    lab = label.transpose(tf)
     lab = lab[tuple(slice(a, b) for a, b in geom.bbox)]
     lab = resize_skimage_like(lab.astype(np.int32), data.shape[1:], order=0)
     target = lut[lab].astype(np.uint8)
