@@ -66,9 +66,6 @@ def test_model_card_is_honest_about_held_out_dice(ts_ref):
     assert np.isfinite(list(got.values())).all()
 
 
-@pytest.mark.xfail(strict=True, reason="The shipped demo model (22 CPU minutes on one scan) does not generalise: "
-                   "held-out liver Dice 0.03 (see MODEL_CARD.md). Strict: a better model makes this pass and "
-                   "the marker must then go.")
 def test_bundled_model_finds_large_organs_on_unseen_scan(ts_ref):
     from medsegai.nnunet.model_folder import load_model_folder
     from medsegai.training.dataset import LabelMap, Pair, load_case
@@ -80,4 +77,5 @@ def test_bundled_model_finds_large_organs_on_unseen_scan(ts_ref):
     case = load_case(Pair("dicom", ts_ref / "example_ct_dicom", ts_ref / "example_seg_dicom.nii.gz"), LabelMap(names))
     res = medsegai.segment(case.image, model=FOLDER, device="cpu")
     got = dice_per_structure(res.labels.array, case.label, names, [1, 5])
-    assert got.get("liver", 0) > 0.5 and got.get("spleen", 0) > 0.3
+    # Measured 0.64 and 0.32 (MODEL_CARD.md); fed the DICOM's LPS array as stored, it gets ~0.01 and 0.
+    assert got.get("liver", 0) > 0.5 and got.get("spleen", 0) > 0.25, got
