@@ -20,11 +20,10 @@ from .resample import resample_scores_chunk, separate_z_axis
 ChunkCallback = Callable[[Sequence[int], torch.Tensor], None]
 
 
-def _margin(a: torch.Tensor, b: torch.Tensor) -> float:
+def _margin(max_abs: float) -> float:
     # fp16 spacing at magnitude m is m * 2**-10; four of them keep even the rounded scores strictly
     # ordered, so a dropped class could not even have tied (and won the tie) in nnU-Net's argmax.
-    m = max(float(a.abs().max()), float(b.abs().max()))
-    return m * 2.0 ** -8 + 1e-3
+    return max_abs * 2.0 ** -8 + 1e-3
 
 
 def classes_that_can_win(scores: torch.Tensor, reporter: Optional[Reporter] = None) -> List[int]:
@@ -40,14 +39,16 @@ def classes_that_can_win(scores: torch.Tensor, reporter: Optional[Reporter] = No
     k = scores.shape[0]
     winners = set(torch.unique(scores.argmax(0)).tolist())
     keep = []
+    bg = scores[0].float()
+    bg_abs = float(bg.abs().max())
     for c in range(k):
         if reporter is not None:
             reporter.check()
         if c in winners or c == 0:
             keep.append(c)
             continue
-        bg, sc = scores[0].float(), scores[c].float()
-        if not bool(((bg - sc) > _margin(bg, sc)).all()):
+        sc = scores[c].float()
+        if not bool(((bg - sc) > _margin(max(bg_abs, float(sc.abs().max())))).all()):
             keep.append(c)
     return keep
 
