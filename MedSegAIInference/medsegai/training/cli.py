@@ -57,7 +57,8 @@ def _cmd_train(args) -> int:
         arch=ArchitectureOptions(features=list(args.features), dropout_p=args.dropout),
         device=args.device, threads=args.threads, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
         resume=args.resume, finetune=args.finetune, seed=args.seed, max_minutes=args.max_minutes,
-        elastic_p=args.elastic_p, limited_fov_p=args.limited_fov_p, air_margin_mm=args.air_margin_mm, memory_limit_gb=args.memory_limit_gb, fp16_weights=not args.fp32_weights,
+        elastic_p=args.elastic_p, limited_fov_p=args.limited_fov_p, air_margin_mm=args.air_margin_mm,
+        memory_limit_gb=args.memory_limit_gb, fp16_weights=not args.fp32_weights,
     )
     summary = train(opts, log=lambda m: print(m, flush=True))
     for case, dice in summary.validation.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import torch
 from monai import transforms as mt
 
 from .preprocessing import IGNORE_INDEX
@@ -54,10 +55,8 @@ class RandLimitedFieldOfViewd(mt.RandomizableTransform, mt.MapTransform):
         window = (slice(None), *self._windows)
         for key, fill in ((image_key, 0), (target_key, IGNORE_INDEX)):
             arr = d[key]
-            out = arr.clone() if hasattr(arr, "clone") else np.array(arr, copy=True)
-            inside = out[window].clone() if hasattr(out, "clone") else out[window].copy()
-            out[...] = fill
-            out[window] = inside
+            out = torch.full_like(arr, fill) if isinstance(arr, torch.Tensor) else np.full_like(arr, fill)
+            out[window] = arr[window]
             d[key] = out
         return d
 
