@@ -20,6 +20,9 @@ from .events import WorkerEvent, decode_event
 from .job import JobSpec
 
 CANCEL_GRACE_S = 1.5
+# A worker that has sent its final event but is still alive after this is killed (e.g. a hung
+# CUDA tear-down): its result is already on disk.
+EXIT_GRACE_S = 5.0
 STDERR_TAIL = 20
 
 
@@ -44,6 +47,7 @@ class WorkerProcess:
         self._readers: List[threading.Thread] = []
         self._stderr_tail: List[str] = []
         self._final: Optional[WorkerEvent] = None
+        self._pending_final: Optional[WorkerEvent] = None  # received, but the process is still exiting
         self._kill_at: Optional[float] = None
         self.cancel_requested = False
 
@@ -126,14 +130,21 @@ class WorkerProcess:
             except queue.Empty:
                 break
             if ev.final:
-                if self._final is None:
-                    self._final = ev
-                    events.append(ev)
+                if self._pending_final is None:
+                    self._pending_final = ev
+                    if self._kill_at is None or self._kill_at > time.monotonic() + EXIT_GRACE_S:
+                        self._kill_at = time.monotonic() + EXIT_GRACE_S
             else:
                 events.append(ev)
-        if self._final is None and self._proc is not None and self._proc.poll() is not None \
-                and not any(r.is_alive() for r in self._readers) and self._queue.empty():
+        if self._final is not None or self._proc is None or self._proc.poll() is None:
+            return events
+        # The final event is delivered only once the process has exited: "done" then means that
+        # nothing of the run is still alive (its temporary files can go, a new run can start).
+        if self._pending_final is not None:
+            self._final = self._pending_final
+        elif not any(r.is_alive() for r in self._readers) and self._queue.empty():
             self._final = self._synthesized_final()
+        if self._final is not None:
             events.append(self._final)
         return events
 
