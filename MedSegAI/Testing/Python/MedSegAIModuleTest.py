@@ -1,106 +1,22 @@
-"""Slicer self-test: the pytest flow of Testing/Python/slicer_module, inside a running Slicer.
+"""Slicer self-test (ctest ``py_MedSegAIModuleTest``): the installed flow of MedSegAITesting.
 
-Data: ``MEDSEGAI_DATA_DIR`` (default ``<repo>/../shared/data``). Model: ``MEDSEGAI_TEST_MODEL``
-(a model folder or catalogue id), default the bundled ``medsegai_ct_demo``.
+Data: ``MEDSEGAI_DATA_DIR`` (default ``<repo>/../shared/data``, else a verified download of the
+sample CT). Model: ``MEDSEGAI_TEST_MODEL``, default the bundled ``medsegai_ct_demo``.
 """
 import os
-import time
 
-import numpy as np
-import slicer
-import vtk
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CT = os.path.join("ct", "totalsegmentator-examples", "tests", "reference_files", "example_ct_sm.nii.gz")
-
-
-def _data_dir():
-    default = os.path.join(HERE, "..", "..", "..", "..", "shared", "data")
-    path = os.path.abspath(os.environ.get("MEDSEGAI_DATA_DIR", default))
-    if not os.path.isdir(path):
-        raise RuntimeError(f"Test data folder {path} is missing; set MEDSEGAI_DATA_DIR.")
-    return path
-
-
-def _node_ids():
-    return sorted(slicer.mrmlScene.GetNthNode(n).GetID() for n in range(slicer.mrmlScene.GetNumberOfNodes()))
-
-
-def run_module_flow(test):
-    from MedSegAI import MedSegAILogic
-    from MedSegAILib.errors import InputError
-    from MedSegAILib.segment_logic import SegmentationRequest
-    from medsegai.errors import CancelledError
-
-    slicer.mrmlScene.Clear(0)
-    volume = slicer.util.loadVolume(os.path.join(_data_dir(), CT))
-    model = os.environ.get("MEDSEGAI_TEST_MODEL", "medsegai_ct_demo")
-    logic = MedSegAILogic()
-
-    # Bad input: a message, nothing added.
-    before = _node_ids()
-    for node in (None, slicer.modules.volumes.logic().CreateAndAddLabelVolume(volume, "labels")):
-        try:
-            logic.segment(node, model=model, device="cpu", install_dependencies=False)
-            raise AssertionError("bad input was accepted")
-        except InputError:
-            pass
-    slicer.mrmlScene.RemoveNode(slicer.util.getNode("labels"))
-    test.assertEqual(_node_ids(), before)
-
-    # The whole flow.
-    seg = logic.segment(volume, model=model, device="cpu", install_dependencies=False, timeout=600)
-    n = seg.GetSegmentation().GetNumberOfSegments()
-    test.assertGreater(n, 0)
-    first = seg.GetSegmentation().GetNthSegment(0)
-    test.assertTrue(first.GetLabelValue() > 0)
-    stats = logic.statistics(seg, volume)
-    test.assertEqual(len(stats), n)
-    test.assertTrue(all(s.volume_ml >= 0 for s in stats))
-
-    # Uncertainty: the map on the input's grid with a colour node, scores on the segments, the jump.
-    seg_u, unc, confidence = logic.segmentWithUncertainty(volume, "entropy", model=model, device="cpu",
-                                                          install_dependencies=False, timeout=600)
-    test.assertEqual(slicer.util.arrayFromVolume(unc).shape, slicer.util.arrayFromVolume(volume).shape)
-    a, b = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
-    unc.GetIJKToRASMatrix(a)
-    volume.GetIJKToRASMatrix(b)
-    test.assertTrue(np.allclose(slicer.util.arrayFromVTKMatrix(a), slicer.util.arrayFromVTKMatrix(b)))
-    test.assertIsNotNone(unc.GetDisplayNode().GetColorNode())
-    values = slicer.util.arrayFromVolume(unc)
-    test.assertTrue(0.0 <= values.min() and values.max() <= 1.0 and values.max() > 0.0)
-    test.assertTrue(confidence)
-    worst = min(confidence, key=lambda n: confidence[n]["soft_dice"])
-    segment_id = logic.jumpToLeastConfidentSegment(seg_u, volume)
-    test.assertEqual(seg_u.GetSegmentation().GetSegment(segment_id).GetName(), worst)
-    stats = logic.statistics(seg_u, volume, unc)
-    test.assertTrue(all(0.0 <= s.confidence <= 1.0 for s in stats if s.voxels))
-
-    # Cancel halfway: the scene stays as it was.
-    before = _node_ids()
-    running = logic.core.start(SegmentationRequest(volume, task=None, model=model, device="cpu"))
-    while not any(e.kind == "progress" for e in running.poll()):
-        slicer.app.processEvents()
-        time.sleep(0.02)
-    running.cancel()
-    t0 = time.monotonic()
-    while not running.done:
-        running.poll()
-        time.sleep(0.02)
-    test.assertLess(time.monotonic() - t0, 3.0)
-    try:
-        logic.core.finish(running)
-        raise AssertionError("a cancelled run was imported")
-    except CancelledError:
-        pass
-    test.assertEqual(_node_ids(), before)
+os.environ.setdefault("MEDSEGAI_DATA_DIR", os.path.abspath(os.path.join(HERE, "..", "..", "..", "..", "shared", "data")))
 
 
 class MedSegAIModuleTest(ScriptedLoadableModuleTest):
     def setUp(self):
+        import slicer
         slicer.mrmlScene.Clear(0)
 
     def runTest(self):
+        from MedSegAITesting.module_flow import run_module_flow
         self.setUp()
         run_module_flow(self)

@@ -1,7 +1,8 @@
 """Where the built-in catalogue and its schema live, in a checkout, a Slicer install or a wheel.
 
-Order: ``$MEDSEGAI_RESOURCES`` (the folder holding ``Models/catalog.json``, e.g. the extension's
-``Resources`` folder), then the source checkout (``<repo>/Resources`` beside
+Order: ``$MEDSEGAI_RESOURCES`` (the folder holding ``Models/catalog.json``), then the installed
+Slicer extension (``qt-scripted-modules/Resources`` beside ``qt-scripted-modules/medsegai``, where
+the extension's CMake puts both), then the source checkout (``<repo>/Resources`` beside
 ``<repo>/MedSegAIInference/medsegai``), then the copy that ``setup.py`` puts into a built wheel
 (``medsegai/_resources``). The first folder that holds ``Models/catalog.json`` wins.
 """
@@ -27,6 +28,7 @@ def candidate_resource_dirs() -> List[Path]:
     env = os.environ.get(RESOURCES_ENV)
     if env:
         dirs.append(Path(env).expanduser())
+    dirs.append(_PACKAGE_DIR.parent / "Resources")  # Slicer extension: medsegai/ beside Resources/
     dirs.append(_PACKAGE_DIR.parent.parent / "Resources")  # source checkout
     dirs.append(_PACKAGE_DIR / "_resources")  # built wheel
     return dirs
