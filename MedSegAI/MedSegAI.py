@@ -109,7 +109,6 @@ class MedSegAILogic(ScriptedLoadableModuleLogic):
 
 def ensure_dependencies(interactive=True) -> bool:
     """Install missing packages after the user agrees; True when everything is there."""
-    import qt
     from MedSegAILib.dependencies import plan_installation
     plan = plan_installation()
     if plan.empty:
@@ -119,23 +118,39 @@ def ensure_dependencies(interactive=True) -> bool:
             "They will be downloaded and installed now (several GB for PyTorch). Slicer's own SimpleITK, "
             "numpy, requests and VTK are kept as they are.", "MedSegAI: install dependencies"):
         return False
-    with slicer.util.WaitCursor():
-        if plan.torch:
-            try:
-                import PyTorchUtils  # Slicer's PyTorch extension picks the right CUDA build
-                if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False,
-                                                                torchVersionRequirement=plan.torch) is None:
-                    return False
-            except ImportError:
-                slicer.util.pip_install(f'"torch{plan.torch}"')
-        if plan.pip_requirements:
-            constraints = os.path.join(slicer.app.temporaryPath, "MedSegAI-constraints.txt")
-            with open(constraints, "w") as f:
-                f.write("\n".join(plan.constraints) + "\n")
-            slicer.util.pip_install(plan.pip_arguments(constraints))
+    try:
+        with slicer.util.WaitCursor():
+            if plan.torch and not _install_torch(plan.torch):
+                return False
+            if plan.pip_requirements:
+                constraints = os.path.join(slicer.app.temporaryPath, "MedSegAI-constraints.txt")
+                with open(constraints, "w") as f:
+                    f.write("\n".join(plan.constraints) + "\n")
+                slicer.util.pip_install(plan.pip_arguments(constraints))
+    except Exception as e:  # pip's CalledProcessError, no network, a full disk: a message, not a traceback
+        slicer.util.errorDisplay(f"Installing MedSegAI's Python packages failed: {e}\n\n"
+                                 "Check the network connection (or proxy settings) and try again.",
+                                 windowTitle="MedSegAI")
+        return False
     if plan.restart_needed and interactive and slicer.util.confirmYesNoDisplay(
             "Some packages Slicer had already loaded were upgraded. Restart Slicer now?"):
         slicer.util.restart()
+    return True
+
+
+def _install_torch(requirement: str) -> bool:
+    """Through Slicer's PyTorch extension, which picks the CUDA build for this GPU; else from PyPI."""
+    try:
+        import PyTorchUtils
+    except ImportError:
+        PyTorchUtils = None
+    if PyTorchUtils is not None:
+        logic = PyTorchUtils.PyTorchUtilsLogic()
+        try:
+            return logic.installTorch(askConfirmation=False, torchVersionRequirement=requirement) is not None
+        except TypeError:  # PyTorch extensions older than 2023 take no version requirement
+            pass
+    slicer.util.pip_install(f'"torch{requirement}"')
     return True
 
 
@@ -181,6 +196,7 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.qualitySelector.connect("currentIndexChanged(int)", self.updateDeviceWarning)
         self.ui.deviceSelector.connect("currentIndexChanged(int)", self.updateDeviceWarning)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateDeviceWarning)
+        self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateApplyButton)
         self.ui.structureSearchBox.connect("textChanged(QString)", self.onFilterStructures)
         self.ui.selectAllStructuresButton.connect("clicked()", lambda: self.setAllStructures(True))
         self.ui.clearStructuresButton.connect("clicked()", lambda: self.setAllStructures(False))
@@ -195,6 +211,7 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.jumpToLeastConfidentButton.connect("clicked()", self.onJumpToLeastConfident)
         self.onUncertaintyMethodChanged()
         self.onModelChanged()
+        self.updateApplyButton()
 
     def cleanup(self):
         if self.running is not None:
@@ -279,6 +296,14 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                                       _cuda_available())
 
     # -- run ------------------------------------------------------------------------------------
+    def updateApplyButton(self, *_):
+        if self.running is not None:
+            return  # the button is Cancel
+        ready = self.ui.inputVolumeSelector.currentNode() is not None and self.currentChoice() is not None
+        self.ui.applyButton.enabled = ready
+        self.ui.applyButton.toolTip = ("Run the segmentation; the button turns into Cancel while it runs" if ready
+                                       else "Select an input volume first")
+
     def onApplyOrCancel(self):
         if self.running is not None:
             self.running.cancel()
@@ -312,6 +337,8 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _setRunning(self, running):
         self.ui.applyButton.text = "Cancel" if running else "Apply"
         self.ui.applyButton.enabled = True
+        if not running:
+            self.updateApplyButton()
         self.ui.progressBar.visible = running
         self.ui.progressBar.value = 0
         for w in (self.ui.inputVolumeSelector, self.ui.modelSelector, self.ui.qualitySelector,
@@ -342,13 +369,10 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             try:
                 outcome = self.logic.core.finish(running)
             except EditedSegmentsError as e:
-                answer = slicer.util.messageBox(
-                    str(e) + "\n\nYes: replace them. No: keep the edited segments. Cancel: import nothing.",
-                    windowTitle="MedSegAI", buttons=_yes_no_cancel())
-                choice = {_button("Yes"): "replace", _button("No"): "keep"}.get(answer)
+                choice = _ask_about_edited_segments(str(e))
                 if choice is None:
                     running.job.cleanup()
-                    self.ui.stageLabel.text = "Result not imported."
+                    self.ui.stageLabel.text = "Result not imported; the segmentation was not changed."
                     return
                 outcome = self.logic.core.finish(running, on_edited=choice)
         except CancelledError:
@@ -470,22 +494,39 @@ def _cuda_available():
     return bool(torch.cuda.is_available())
 
 
-def _yes_no_cancel():
-    import qt
-    return qt.QMessageBox.Yes | qt.QMessageBox.No | qt.QMessageBox.Cancel
+KEEP_EDITS, REPLACE_EDITS = "Keep my edits", "Replace them"
 
 
-def _button(name):
+def _ask_about_edited_segments(message):
+    """"keep", "replace" or None (import nothing), from a dialog whose buttons say what they do."""
     import qt
-    return getattr(qt.QMessageBox, name)
+    if slicer.app.testingEnabled():
+        logging.info("MedSegAI: testing mode, edited segments kept: %s", message)
+        return "keep"
+    box = qt.QMessageBox(slicer.util.mainWindow())
+    box.windowTitle = "MedSegAI: edited segments"
+    box.icon = qt.QMessageBox.Question
+    box.text = message
+    box.informativeText = "Keep my edits: the other segments are updated, the edited ones stay as they are."
+    keep = box.addButton(KEEP_EDITS, qt.QMessageBox.AcceptRole)
+    box.addButton(REPLACE_EDITS, qt.QMessageBox.DestructiveRole)
+    box.addButton("Don't import", qt.QMessageBox.RejectRole)
+    box.setDefaultButton(keep)
+    box.exec_()
+    role = box.buttonRole(box.clickedButton()) if box.clickedButton() else qt.QMessageBox.RejectRole
+    box.deleteLater()
+    if role == qt.QMessageBox.AcceptRole:
+        return "keep"
+    if role == qt.QMessageBox.DestructiveRole:
+        return "replace"
+    return None
 
 
 class MedSegAITest(ScriptedLoadableModuleTest):
-    """'Reload and Test' entry point; the flow lives in Testing/Python/MedSegAIModuleTest.py."""
+    """'Reload and Test' entry point; the flow is installed with the module (MedSegAITesting)."""
 
     def runTest(self):
-        sys.path.insert(0, os.path.join(_HERE, "Testing", "Python"))
-        from MedSegAIModuleTest import run_module_flow
+        from MedSegAITesting.module_flow import run_module_flow
         self.delayDisplay("MedSegAI: segment, update, statistics")
         run_module_flow(self)
         self.delayDisplay("MedSegAI test passed")

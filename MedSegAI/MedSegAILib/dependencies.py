@@ -15,18 +15,20 @@ from typing import Callable, Dict, List, Optional
 from packaging.requirements import Requirement
 from packaging.version import InvalidVersion, Version
 
-# Floors for the APIs the runner uses, ceilings at the next major version.
+# The runner's dependencies (MedSegAIInference/pyproject.toml, which a test keeps identical) less
+# the ones Slicer ships: floors for the APIs the runner uses, ceilings at the next major version.
 REQUIREMENTS = (
     "torch>=2.1,<3",
     "scipy>=1.10,<2",
     "scikit-image>=0.21,<1",
     "monai>=1.4,<2",
-    "pillow>=9,<13",
+    "filelock>=3.8,<5",
+    "pillow>=9,<14",
 )
 # Slicer ships these; replacing them breaks Slicer itself.
 PROTECTED = ("SimpleITK", "numpy", "requests", "vtk")
 # Packages Slicer may already have imported: upgrading them needs a restart to take effect.
-NEEDS_RESTART_IF_UPGRADED = ("torch", "scipy", "pillow", "scikit-image")
+NEEDS_RESTART_IF_UPGRADED = ("torch", "scipy", "pillow", "scikit-image", "filelock")
 
 
 def installed_version(dist: str) -> Optional[str]:

@@ -47,7 +47,9 @@ class WorkerJob:
         self.image = image
         self.workdir = Path(tempfile.mkdtemp(prefix="MedSegAI-", dir=work_root))
         input_path = self.workdir / "input.nrrd"
-        write_image(image, input_path)
+        # Written on the GUI thread: uncompressed, as zlib on a full-size CT would freeze the GUI for
+        # seconds (Testing/Benchmarks/bench_gui_handoff.py) for a file that lives a few minutes.
+        write_image(image, input_path, compress=False)
         self.spec = JobSpec(
             input_path=str(input_path), output_dir=str(self.workdir / "output"), model=model, task=task,
             quality=quality, roi_subset=subset, device=device, cancel_file=str(self.workdir / "cancel"),

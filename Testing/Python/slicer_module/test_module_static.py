@@ -86,7 +86,8 @@ def test_cpu_warning_only_for_slow_full_resolution_runs():
 
 def test_install_plan_pins_slicers_own_packages_and_skips_what_is_there():
     versions = {"torch": "2.0.1", "scipy": "1.13.0", "scikit-image": None, "monai": "1.5.0", "pillow": "10.0.0",
-                "SimpleITK": "2.4.0", "numpy": "1.26.4", "requests": "2.32.0", "vtk": "9.2.20230607"}
+                "filelock": "3.13.1", "SimpleITK": "2.4.0", "numpy": "1.26.4", "requests": "2.32.0",
+                "vtk": "9.2.20230607"}
     plan = plan_installation(versions.get)
     assert plan.torch == "<3,>=2.1" or plan.torch == ">=2.1,<3"
     assert plan.pip_requirements == ["scikit-image>=0.21,<1"]
@@ -97,3 +98,22 @@ def test_install_plan_pins_slicers_own_packages_and_skips_what_is_there():
     assert not any(p.lower() in args.lower() for p in PROTECTED)
     complete = plan_installation({**versions, "torch": "2.5.0", "scikit-image": "0.24.0"}.get)
     assert complete.empty and not complete.restart_needed
+
+
+def test_slicer_installs_exactly_the_runners_dependencies_less_slicers_own():
+    """Inside Slicer the runner is not pip-installed: the module installs its dependencies itself,
+    so its list must not drift from the runner's (a stale ceiling downgraded Pillow in Slicer)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    from packaging.requirements import Requirement
+
+    from MedSegAILib.dependencies import REQUIREMENTS
+
+    project = tomllib.loads((REPO / "MedSegAIInference" / "pyproject.toml").read_text())["project"]
+    runner = {Requirement(r).name.lower(): str(Requirement(r).specifier) for r in project["dependencies"]}
+    slicer_side = {Requirement(r).name.lower(): str(Requirement(r).specifier) for r in REQUIREMENTS}
+    shipped_by_slicer = {p.lower() for p in PROTECTED}
+    assert slicer_side == {n: v for n, v in runner.items() if n not in shipped_by_slicer}
+    assert all(">=" in v and "<" in v.replace("<=", "") for v in runner.values()), "floors and ceilings"

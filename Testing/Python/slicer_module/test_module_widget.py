@@ -1,0 +1,280 @@
+"""The module's GUI panel: the real widget class and .ui file on real Qt widgets over a real MRML
+scene, driven as a user would (clicks, typing, dialogs answered), with real runs of the bundled
+model in the worker process. PythonQt and the Slicer application are emulated over PySide6
+(pythonqt_env); everything from the widget down is the shipped code."""
+from __future__ import annotations
+
+import csv
+import time
+
+import numpy as np
+import pytest
+import slicer
+
+import medsegai
+from conftest import add_volume, scene_snapshot
+from widget_fixtures import (longest_event_loop_gap, module_widget, run_panel, select_data, select_model,  # noqa: F401
+                             slicer_app, wait_for_run)
+from pythonqt_env.slicer_application import process_events_until
+
+from MedSegAILib.statistics import COLUMNS
+from MedSegAILib.volume_bridge import image_from_volume
+
+DEMO = "model:medsegai_ct_demo"
+CT = "ct/totalsegmentator-examples/tests/reference_files/example_ct_sm.nii.gz"
+
+
+@pytest.fixture
+def ct_volume(mrml, data_dir):
+    """The example CT loaded through slicer.util.loadVolume (the Volumes module's reader)."""
+    return slicer.util.loadVolume(str(data_dir / CT))
+
+
+def _tree_items(ui):
+    tree = ui.structureTree
+    return [(tree.topLevelItem(g).text(0), tree.topLevelItem(g).child(c))
+            for g in range(tree.topLevelItemCount) for c in range(tree.topLevelItem(g).childCount())]
+
+
+def _visible_names(ui):
+    return [item.text(0) for group, item in _tree_items(ui) if not item.isHidden()]
+
+
+def test_panel_lists_catalogue_models_with_licence_qualities_and_grouped_structures(module_widget):
+    ui = module_widget.ui
+    keys = [ui.modelSelector.itemData(i) for i in range(ui.modelSelector.count)]
+    assert keys[0] == "task:total" and DEMO in keys
+    assert ui.licenseLabel.text.startswith("Licence: Apache-2.0")
+    assert [ui.qualitySelector.itemText(i) for i in range(ui.qualitySelector.count)] == ["normal", "fast", "fastest"]
+    groups = {g for g, _ in _tree_items(ui)}
+    assert {"Organs", "Vertebrae", "Ribs and sternum", "Muscles", "Heart and vessels"} <= groups
+    assert len(_tree_items(ui)) == 117 and ui.structureCountLabel.text == "117 of 117"
+    assert [ui.deviceSelector.itemData(i) for i in range(ui.deviceSelector.count)] == ["auto", "cuda", "cpu"]
+    methods = [ui.uncertaintyMethodSelector.itemData(i) for i in range(ui.uncertaintyMethodSelector.count)]
+    assert methods == ["", "entropy", "tta", "mcdropout", "ensemble"]
+
+    select_model(module_widget, DEMO)
+    assert [ui.qualitySelector.itemText(i) for i in range(ui.qualitySelector.count)] == ["normal"]
+    assert len(_tree_items(ui)) == 43 and ui.structureCountLabel.text == "43 of 43"
+    assert ui.licenseLabel.text.startswith("Licence:")
+
+
+def test_structure_search_ticks_only_what_it_shows_and_sets_the_subset(module_widget):
+    ui, widget = module_widget.ui, module_widget.widget
+    assert widget.selectedSubset() is None  # everything ticked: the whole model runs
+    ui.structureSearchBox.setText("kidney")
+    shown = _visible_names(ui)
+    assert shown and all("kidney" in n for n in shown)
+    ui.clearStructuresButton.click()
+    ui.structureSearchBox.setText("")
+    assert len(_visible_names(ui)) == 117
+    subset = widget.selectedSubset()
+    assert len(subset) == 117 - len(shown) and not set(shown) & set(subset)
+    assert ui.structureCountLabel.text == f"{117 - len(shown)} of 117"
+    ui.structureSearchBox.setText("vertebrae L")  # a space matches an underscore
+    assert set(_visible_names(ui)) == {f"vertebrae_L{i}" for i in range(1, 6)}
+    ui.structureSearchBox.setText("")
+    ui.selectAllStructuresButton.click()
+    assert widget.selectedSubset() is None
+
+
+def test_cpu_warning_for_a_full_resolution_run_of_a_large_ct(module_widget, mrml):
+    ui = module_widget.ui
+    add_volume(mrml.scene, np.zeros((300, 512, 512), np.int16), np.diag([0.8, 0.8, 1.5, 1.0]), name="big CT")
+    select_data(ui.deviceSelector, "cpu")
+    ui.qualitySelector.setCurrentIndex(ui.qualitySelector.findText("normal"))
+    assert "many minutes" in ui.deviceWarningLabel.text
+    ui.qualitySelector.setCurrentIndex(ui.qualitySelector.findText("fast"))
+    assert ui.deviceWarningLabel.text == ""
+
+
+def test_apply_waits_for_an_input_volume_and_never_offers_a_label_map(module_widget, mrml):
+    ui = module_widget.ui
+    assert ui.inputVolumeSelector.currentNode() is None
+    assert not ui.applyButton.enabled and "input volume" in ui.applyButton.toolTip
+    labels = add_volume(mrml.scene, np.zeros((4, 8, 8), np.uint8), np.eye(4), name="labels", label=True)
+    assert labels not in ui.inputVolumeSelector.nodes()
+    assert not ui.applyButton.enabled
+    ct = add_volume(mrml.scene, np.zeros((4, 8, 8), np.int16), np.eye(4), name="CT")
+    assert ui.inputVolumeSelector.currentNode() is ct and ui.applyButton.enabled
+
+
+def test_a_2d_volume_is_refused_with_a_message_and_the_scene_unchanged(module_widget, mrml):
+    import qt
+
+    ui = module_widget.ui
+    add_volume(mrml.scene, np.zeros((1, 64, 64), np.int16), np.eye(4), name="slice")
+    select_model(module_widget, DEMO)
+    before = scene_snapshot(mrml.scene)
+    module_widget.robot.answer(qt.QMessageBox.Ok)
+    ui.applyButton.click()
+    process_events_until(lambda: module_widget.robot.seen, 10, "the error message")
+    (dialog,) = module_widget.robot.take()
+    assert "2D" in dialog.text and dialog.answered == "OK"
+    assert module_widget.widget.running is None and ui.applyButton.text == "Apply"
+    assert scene_snapshot(mrml.scene) == before
+    assert not list(module_widget.work.glob("MedSegAI-*"))
+
+
+def test_apply_runs_in_the_background_and_imports_what_the_runner_finds(module_widget, mrml, ct_volume):
+    ui, widget = module_widget.ui, module_widget.widget
+    select_model(module_widget, DEMO)
+    select_data(ui.deviceSelector, "cpu")
+    assert ui.inputVolumeSelector.currentNode() is ct_volume
+    ui.applyButton.click()
+    assert widget.running is not None
+    assert ui.applyButton.text == "Cancel" and ui.applyButton.enabled and ui.progressBar.visible
+    assert not ui.inputVolumeSelector.enabled and not ui.modelSelector.enabled and not ui.structureTree.enabled
+    stages, values = set(), []
+
+    def finished():
+        stages.add(ui.stageLabel.text.split(":")[0])
+        values.append(ui.progressBar.value)
+        return widget.running is None
+
+    worst_gap = longest_event_loop_gap(module_widget, finished)
+    # The GUI stays responsive: the longest event-loop iteration of the whole run, including the
+    # hand-over of the volume to the worker and the import of the result.
+    assert worst_gap < 1.0, f"the GUI froze for {worst_gap:.2f} s"
+    assert {"start", "predict"} <= stages, stages
+    assert max(values) > 0 and values == sorted(values[:values.index(max(values)) + 1]) + values[values.index(max(values)) + 1:]
+    assert ui.stageLabel.text.startswith("Done in"), ui.stageLabel.text
+    assert ui.applyButton.text == "Apply" and ui.inputVolumeSelector.enabled and not ui.progressBar.visible
+    node = ui.outputSegmentationSelector.currentNode()
+    assert node is not None and node.IsA("vtkMRMLSegmentationNode")
+    expected = medsegai.segment(image_from_volume(ct_volume), model="medsegai_ct_demo", device="cpu")
+    names = [s.name for s in expected.present_segments()]
+    seg = node.GetSegmentation()
+    assert sorted(seg.GetNthSegment(i).GetName() for i in range(seg.GetNumberOfSegments())) == sorted(names)
+    liver = seg.GetSegmentIdBySegmentName("liver")
+    mask = slicer.util.arrayFromSegmentBinaryLabelmap(node, liver, ct_volume) > 0
+    np.testing.assert_array_equal(mask, expected.labels.array == seg.GetSegment(liver).GetLabelValue())
+    assert not list(module_widget.work.glob("MedSegAI-*")), "temporary files left behind"
+
+    ui.show3DCheckBox.setChecked(True)
+    assert node.GetSegmentation().ContainsRepresentation(slicer.vtkSegmentationConverter.GetClosedSurfaceRepresentationName())
+    assert node.GetDisplayNode().GetVisibility3D()
+
+
+def test_cancel_stops_the_run_within_two_seconds_and_leaves_the_scene_as_it_was(module_widget, mrml, ct_volume):
+    ui, widget = module_widget.ui, module_widget.widget
+    select_model(module_widget, DEMO)
+    select_data(ui.deviceSelector, "cpu")
+    before = scene_snapshot(mrml.scene)
+    ui.applyButton.click()
+    process_events_until(lambda: ui.progressBar.value > 0, 120, "the first progress")
+    process = widget.running.job.process
+    ui.applyButton.click()  # now Cancel
+    assert ui.stageLabel.text == "Cancelling..." and not ui.applyButton.enabled
+    t0 = time.monotonic()
+    wait_for_run(module_widget, 30)
+    assert time.monotonic() - t0 < 2.5
+    assert not process.running
+    assert ui.stageLabel.text == "Cancelled; the scene was not changed."
+    assert ui.applyButton.text == "Apply" and ui.applyButton.enabled
+    assert scene_snapshot(mrml.scene) == before
+    assert not list(module_widget.work.glob("MedSegAI-*"))
+
+
+def _edit_segment(node, segment_id, volume):
+    mask = slicer.util.arrayFromSegmentBinaryLabelmap(node, segment_id, volume)
+    mask[:, :, : mask.shape[2] // 2] = 0  # the user erased half of it
+    slicer.util.updateSegmentBinaryLabelmapFromArray(mask, node, segment_id, volume)
+
+
+def test_edited_segments_are_kept_or_replaced_only_when_the_user_says_so(module_widget, mrml, ct_volume):
+    from MedSegAI import KEEP_EDITS, REPLACE_EDITS
+    from MedSegAILib.segment_edits import mask_checksum
+
+    ui, robot = module_widget.ui, module_widget.robot
+    select_model(module_widget, DEMO)
+    select_data(ui.deviceSelector, "cpu")
+    run_panel(module_widget)
+    node = ui.outputSegmentationSelector.currentNode()
+    liver = node.GetSegmentation().GetSegmentIdBySegmentName("liver")
+    _edit_segment(node, liver, ct_volume)
+    edited = mask_checksum(node, liver)
+
+    # "Don't import": nothing changes.
+    before = scene_snapshot(mrml.scene)
+    robot.answer("Don't import")
+    run_panel(module_widget)
+    (dialog,) = robot.take()
+    assert "liver" in dialog.text and set(dialog.buttons) == {KEEP_EDITS, REPLACE_EDITS, "Don't import"}
+    assert scene_snapshot(mrml.scene) == before and "not imported" in ui.stageLabel.text
+    assert not list(module_widget.work.glob("MedSegAI-*"))
+
+    # "Keep my edits": the edited liver stays, the others are rewritten.
+    robot.answer(KEEP_EDITS)
+    run_panel(module_widget)
+    assert robot.take()[0].answered == KEEP_EDITS
+    assert mask_checksum(node, liver) == edited and "kept 1 edited" in ui.stageLabel.text
+
+    # "Replace them": the model's liver comes back.
+    robot.answer(REPLACE_EDITS)
+    run_panel(module_widget)
+    assert robot.take()[0].answered == REPLACE_EDITS
+    assert mask_checksum(node, liver) != edited
+
+
+def test_statistics_table_and_csv_export(module_widget, mrml, ct_volume, tmp_path):
+    ui = module_widget.ui
+    select_model(module_widget, DEMO)
+    select_data(ui.deviceSelector, "cpu")
+    assert not ui.exportStatisticsButton.enabled
+    run_panel(module_widget)
+    ui.computeStatisticsButton.click()
+    table = ui.statisticsTable
+    node = ui.outputSegmentationSelector.currentNode()
+    assert table.rowCount == node.GetSegmentation().GetNumberOfSegments() > 0
+    headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount)]
+    assert headers == list(COLUMNS)
+    expected = {s.name: s for s in module_widget.widget.logic.statistics(node, ct_volume)}
+    name_col, volume_col = headers.index("Segment"), headers.index("Volume [mL]")
+    for r in range(table.rowCount):
+        name = table.item(r, name_col).text()
+        assert float(table.item(r, volume_col).text()) == pytest.approx(expected[name].volume_ml, abs=0.01)
+
+    path = tmp_path / "stats.csv"
+    module_widget.robot.answer(str(path))
+    ui.exportStatisticsButton.click()
+    assert module_widget.robot.take()[0].kind == "QFileDialog"
+    rows = list(csv.reader(path.open()))
+    assert len(rows) == table.rowCount + 1 and rows[0][0] == "Segment"
+
+
+def test_uncertainty_overlay_sliders_and_jump_from_the_panel(module_widget, mrml, ct_volume):
+    ui, widget = module_widget.ui, module_widget.widget
+    select_model(module_widget, DEMO)
+    select_data(ui.deviceSelector, "cpu")
+    select_data(ui.uncertaintyMethodSelector, "entropy")
+    assert not ui.uncertaintyPassesSpinBox.enabled  # entropy needs no extra passes
+    assert not ui.jumpToLeastConfidentButton.enabled
+    run_panel(module_widget)
+    unc = widget.uncertaintyNode
+    assert unc is not None and unc.GetScene() is mrml.scene
+    composites = [mrml.scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
+                  for i in range(mrml.scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode"))]
+    assert composites and all(c.GetForegroundVolumeID() == unc.GetID() for c in composites)
+    ui.overlayOpacitySlider.setValue(0.25)
+    assert all(c.GetForegroundOpacity() == pytest.approx(0.25) for c in composites)
+    ui.overlayThresholdSlider.setValue(0.3)
+    assert unc.GetDisplayNode().GetLowerThreshold() == pytest.approx(0.3, abs=1e-3)
+    assert ui.jumpToLeastConfidentButton.enabled
+    ui.jumpToLeastConfidentButton.click()
+    assert ui.stageLabel.text.startswith("Least confident: ")
+    ui.computeStatisticsButton.click()
+    headers = [ui.statisticsTable.horizontalHeaderItem(c).text() for c in range(ui.statisticsTable.columnCount)]
+    assert "Confidence" in headers
+
+
+def test_cleanup_while_running_stops_the_worker(module_widget, mrml, ct_volume):
+    ui, widget = module_widget.ui, module_widget.widget
+    select_model(module_widget, DEMO)
+    select_data(ui.deviceSelector, "cpu")
+    ui.applyButton.click()
+    process = widget.running.job.process
+    widget.cleanup()  # Slicer closing, or the module reloaded, mid-run
+    process_events_until(lambda: not process.running, 10, "the worker to stop")
+    assert not list(module_widget.work.glob("MedSegAI-*"))
+    widget.running = None
