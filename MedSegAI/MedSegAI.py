@@ -80,23 +80,28 @@ class MedSegAILogic(ScriptedLoadableModuleLogic):
                                  colors_logic=slicer.modules.colors.logic())
 
     def segment(self, volumeNode, task="total", quality="normal", subset=None, device="auto", model=None,
-                segmentationNode=None, onEdited="keep", timeout=None, install_dependencies=True):
+                segmentationNode=None, onEdited="keep", timeout=None, install_dependencies=True, download=True,
+                acceptLicenses=False):
+        """Missing catalogue models are downloaded unless ``download=False``; a licence that must be
+        accepted needs ``acceptLicenses=True``."""
         if install_dependencies and not ensure_dependencies(interactive=not slicer.app.testingEnabled()):
             raise RuntimeError("MedSegAI's Python dependencies are not installed.")
         return self.core.segment(volumeNode, task=task, quality=quality, subset=subset, device=device,
                                  model=model, segmentation_node=segmentationNode, on_edited=onEdited,
-                                 timeout=timeout)
+                                 timeout=timeout, download=download, accept_licenses=acceptLicenses)
 
     def segmentWithUncertainty(self, volumeNode, method="entropy", task="total", quality="normal", subset=None,
                                device="auto", model=None, segmentationNode=None, onEdited="keep", timeout=None,
-                               passes=8, confidenceThreshold=0.8, install_dependencies=True):
+                               passes=8, confidenceThreshold=0.8, install_dependencies=True, download=True,
+                               acceptLicenses=False):
         """Returns (segmentation node, uncertainty volume node, {segment name: confidence scores})."""
         if install_dependencies and not ensure_dependencies(interactive=not slicer.app.testingEnabled()):
             raise RuntimeError("MedSegAI's Python dependencies are not installed.")
         outcome = self.core.segment_outcome(volumeNode, task=task, quality=quality, subset=subset, device=device,
                                             model=model, segmentation_node=segmentationNode, on_edited=onEdited,
                                             timeout=timeout, uncertainty=method, uncertainty_passes=passes,
-                                            confidence_threshold=confidenceThreshold)
+                                            confidence_threshold=confidenceThreshold, download=download,
+                                            accept_licenses=acceptLicenses)
         return outcome.segmentation_node, outcome.uncertainty_node, outcome.confidence
 
     def statistics(self, segmentationNode, volumeNode, uncertaintyVolumeNode=None, confidenceThreshold=None):
@@ -177,7 +182,7 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ui_widget.setMRMLScene(slicer.mrmlScene)
         self.logic = MedSegAILogic()
 
-        self.choices, problem = load_choices(resource_path("Models", "catalog.json"))
+        self.choices, problem = load_choices()  # the runner's catalogue, with the user's own models
         for choice in self.choices:
             self.ui.modelSelector.addItem(choice.title, choice.key)
         if problem:
@@ -194,6 +199,7 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.timer.connect("timeout()", self.onPoll)
         self.ui.modelSelector.connect("currentIndexChanged(int)", self.onModelChanged)
         self.ui.qualitySelector.connect("currentIndexChanged(int)", self.updateDeviceWarning)
+        self.ui.qualitySelector.connect("currentIndexChanged(int)", self.updateModelStatus)
         self.ui.deviceSelector.connect("currentIndexChanged(int)", self.updateDeviceWarning)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateDeviceWarning)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateApplyButton)
@@ -228,7 +234,6 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         import qt
         from medsegai.terminology import structure_groups
         choice = self.currentChoice()
-        self.ui.licenseLabel.text = choice.licence if choice else ""
         self.ui.qualitySelector.clear()
         for q in (choice.qualities if choice else ()):
             self.ui.qualitySelector.addItem(q)
@@ -246,6 +251,23 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.structuresCollapsibleButton.enabled = bool(choice and choice.structures)
         self.updateStructureCount()
         self.updateDeviceWarning()
+        self.updateModelStatus()
+
+    def updateModelStatus(self, *_):
+        """The licence line, and whether Apply will first download the model (all structures)."""
+        choice = self.currentChoice()
+        if choice is None:
+            self.ui.licenseLabel.text = ""
+            return
+        args = choice.run_arguments(self.ui.qualitySelector.currentText)
+        try:
+            from MedSegAILib.model_availability import missing_models
+            missing = missing_models(args["task"], args["quality"], args["model"], None)
+        except Exception as e:  # a broken catalogue: Apply says so in full
+            self.ui.licenseLabel.text = f"{choice.licence}; model status unknown ({e})"
+            return
+        status = f"; not installed: Apply downloads {len(missing)} model(s)" if missing else ""
+        self.ui.licenseLabel.text = choice.licence + status
 
     def structureItems(self):
         tree = self.ui.structureTree
@@ -326,6 +348,17 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             uncertainty_passes=self.ui.uncertaintyPassesSpinBox.value,
             confidence_threshold=self.ui.confidenceThresholdSpinBox.value)
         try:
+            missing = self.logic.core.missing_models(request)
+        except Exception as e:
+            slicer.util.errorDisplay(str(e), windowTitle="MedSegAI")
+            return
+        if missing:
+            if not _confirm_download(missing):
+                self.ui.stageLabel.text = "Not started: the model is not installed."
+                return
+            request.download = True
+            request.accept_licenses = any(m.licence_must_be_accepted for m in missing)
+        try:
             self.running = self.logic.core.start(request)
         except Exception as e:  # InputError and friends: a message, the scene untouched
             slicer.util.errorDisplay(str(e), windowTitle="MedSegAI")
@@ -393,6 +426,7 @@ class MedSegAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._showUncertainty(outcome, running.request.volume_node)
         if self.ui.show3DCheckBox.checked:
             self.onShow3D(True)
+        self.updateModelStatus()  # a model the run downloaded is installed now
 
     # -- uncertainty ----------------------------------------------------------------------------
     def onUncertaintyMethodChanged(self, *_):
@@ -495,6 +529,19 @@ def _cuda_available():
 
 
 KEEP_EDITS, REPLACE_EDITS = "Keep my edits", "Replace them"
+
+
+def _confirm_download(missing):
+    """Ask before downloading models, with their sizes, licences and where they go."""
+    from medsegai.models import cache_dir
+    lines = [f"This run needs {len(missing)} model(s) that are not installed yet:"]
+    lines += [f"  - {m.describe()}" for m in missing]
+    lines.append(f"\nDownload them now into {cache_dir()}? The download runs in the background and can be "
+                 "cancelled; an interrupted download resumes next time.")
+    for m in missing:
+        if m.licence_must_be_accepted:
+            lines.append(f"\nThe licence of {m.model_id} must be accepted; pressing OK accepts it:\n{m.licence_notice}")
+    return slicer.util.confirmOkCancelDisplay("\n".join(lines), windowTitle="MedSegAI: download models")
 
 
 def _ask_about_edited_segments(message):

@@ -16,3 +16,11 @@ class EditedSegmentsError(MedSegAIError):
             f"The output segmentation has {len(self.names)} segment(s) edited since MedSegAI created them "
             f"({shown}). Keep the edited segments, replace them, or choose a new segmentation."
         )
+
+
+class ModelsNotInstalledError(InputError):
+    """A run needs catalogue models that are not installed and the caller did not allow a download."""
+
+    def __init__(self, message, missing):
+        self.missing = list(missing)  # [MissingModel]
+        super().__init__(message)

@@ -50,11 +50,27 @@ def _licence_line(entry: dict) -> str:
     return f"Licence: {name}{extra}"
 
 
-def load_choices(catalog_path: Optional[Path]) -> Tuple[List[ModelChoice], Optional[str]]:
-    """(choices, problem) where problem is a message when the catalogue could not be read."""
+def _merged_catalog_entries() -> Tuple[List[dict], Optional[str]]:
+    """The runner's catalogue: built-in, site and the user's (models they imported or added)."""
+    from medsegai.errors import MedSegAIError
+    from medsegai.models import load_catalog
+    from medsegai.models.catalog import entry_to_dict
+
+    try:
+        return [entry_to_dict(e) for e in load_catalog()], None
+    except MedSegAIError as e:
+        return [], f"The model catalogue cannot be read ({e}); only the built-in tasks are listed."
+
+
+def load_choices(catalog_path: Optional[Path] = None) -> Tuple[List[ModelChoice], Optional[str]]:
+    """(choices, problem) where problem is a message when the catalogue could not be read.
+
+    ``catalog_path``: one catalogue file; None: the runner's merged catalogue (what a run uses)."""
     problem = None
     entries: List[dict] = []
-    if catalog_path is not None:
+    if catalog_path is None:
+        entries, problem = _merged_catalog_entries()
+    else:
         try:
             doc = json.loads(Path(catalog_path).read_text(encoding="utf-8"))
             entries = [m for m in doc.get("models", []) if isinstance(m, dict) and m.get("id")]

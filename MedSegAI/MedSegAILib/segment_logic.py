@@ -17,6 +17,7 @@ from medsegai.io.segments import SegmentInfo
 from medsegai.service import WorkerEvent
 
 from .errors import EditedSegmentsError, InputError
+from .model_availability import MissingModel, missing_models, not_installed_error
 from .model_choices import task_structures
 from .run_options import check_options
 from .segmentation_bridge import SegmentationUpdate, write_segments
@@ -43,6 +44,8 @@ class SegmentationRequest:
     uncertainty: Optional[str] = None  # entropy | tta | mcdropout | ensemble
     uncertainty_passes: int = 8
     confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD  # Soft Dice Confidence below it: flagged
+    download: bool = False  # fetch the catalogue models the run needs and lacks (the user agreed)
+    accept_licenses: bool = False  # accept the licences of those models that ask for it
 
 
 @dataclass
@@ -101,23 +104,39 @@ class SegmentLogic:
         self.worker_env = worker_env
 
     # -- asynchronous ---------------------------------------------------------------------------
+    def missing_models(self, request: SegmentationRequest) -> List[MissingModel]:
+        """The catalogue models the request needs that are not installed (for a download question)."""
+        return missing_models(request.task, request.quality, request.model, self._checked_subset(request))
+
+    def _checked_subset(self, request: SegmentationRequest):
+        if request.task is None and request.model is None:
+            raise InputError("Choose a task or a model.")
+        known = list(request.known_structures) or (list(task_structures(request.task)) if request.task else [])
+        return check_options(request.quality, request.device, request.subset, known)
+
     def start(self, request: SegmentationRequest) -> RunningSegmentation:
         """Check everything that can be checked up front, then launch the worker."""
         image = image_from_volume(request.volume_node)
         node = request.segmentation_node
         if node is not None and (not node.IsA("vtkMRMLSegmentationNode") or node.GetScene() is not self.scene):
             raise InputError("The output must be a segmentation node of this scene.")
-        if request.task is None and request.model is None:
-            raise InputError("Choose a task or a model.")
-        known = list(request.known_structures) or (list(task_structures(request.task)) if request.task else [])
-        subset = check_options(request.quality, request.device, request.subset, known)
+        subset = self._checked_subset(request)
         _check_uncertainty(request)
+        missing = missing_models(request.task, request.quality, request.model, subset)
+        if missing and not request.download:
+            raise not_installed_error(missing)
+        unaccepted = [m.model_id for m in missing if m.licence_must_be_accepted]
+        if unaccepted and not request.accept_licenses:
+            raise InputError(f"The licence of {', '.join(unaccepted)} must be accepted before it is downloaded "
+                             "(accept_licenses=True once you have read it: medsegai.models.license_notice).")
         job = WorkerJob(image, task=request.task, model=request.model, quality=request.quality, subset=subset,
                         device=request.device, python=self.python, work_root=self.work_root, env=self.worker_env)
         # The spec is written when the process starts, so the uncertainty request rides along.
         job.spec.uncertainty = request.uncertainty
         job.spec.uncertainty_passes = int(request.uncertainty_passes)
         job.spec.confidence_threshold = float(request.confidence_threshold)
+        job.spec.download_models = bool(missing)
+        job.spec.accept_licenses = bool(request.accept_licenses)
         try:
             job.start()
         except Exception:
@@ -165,24 +184,29 @@ class SegmentLogic:
     def segment(self, volume_node, task: Optional[str] = "total", quality: str = "normal",
                 subset: Optional[Sequence[str]] = None, device: str = "auto", model: Optional[str] = None,
                 segmentation_node=None, on_edited: str = "keep", timeout: Optional[float] = None,
-                progress: Optional[Callable[[WorkerEvent], None]] = None):
-        """Run to completion and return the segmentation node (for the Python console)."""
+                progress: Optional[Callable[[WorkerEvent], None]] = None, download: bool = True,
+                accept_licenses: bool = False):
+        """Run to completion and return the segmentation node (for the Python console). Missing
+        catalogue models are downloaded, as TotalSegmentator does, unless ``download=False``."""
         return self.segment_outcome(volume_node, task=task, quality=quality, subset=subset, device=device,
                                     model=model, segmentation_node=segmentation_node, on_edited=on_edited,
-                                    timeout=timeout, progress=progress).segmentation_node
+                                    timeout=timeout, progress=progress, download=download,
+                                    accept_licenses=accept_licenses).segmentation_node
 
     def segment_outcome(self, volume_node, task: Optional[str] = "total", quality: str = "normal",
                         subset: Optional[Sequence[str]] = None, device: str = "auto", model: Optional[str] = None,
                         segmentation_node=None, on_edited: str = "keep", timeout: Optional[float] = None,
                         progress: Optional[Callable[[WorkerEvent], None]] = None, uncertainty: Optional[str] = None,
                         uncertainty_passes: int = 8,
-                        confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD) -> SegmentationOutcome:
+                        confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD, download: bool = True,
+                        accept_licenses: bool = False) -> SegmentationOutcome:
         """Run to completion; the outcome has the segmentation node and, with ``uncertainty``, the map's
         volume node and the per-segment confidence (for the Python console)."""
         running = self.start(SegmentationRequest(
             volume_node, task=task if model is None else None, model=model, quality=quality, subset=subset,
             device=device, segmentation_node=segmentation_node, on_edited=on_edited, uncertainty=uncertainty,
-            uncertainty_passes=uncertainty_passes, confidence_threshold=confidence_threshold))
+            uncertainty_passes=uncertainty_passes, confidence_threshold=confidence_threshold, download=download,
+            accept_licenses=accept_licenses))
         try:
             running.job.process.wait(timeout=timeout, on_event=progress)
         except BaseException:

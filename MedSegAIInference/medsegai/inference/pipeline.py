@@ -53,6 +53,18 @@ def _locate(model_id: str, search_dir: Optional[Path]) -> Path:
     )
 
 
+def _parts_to_check(model_ids: Sequence[str], subset: Sequence[str], search_dir: Optional[Path]) -> List[str]:
+    """Parts whose catalogue structures rule them out are not even located, so a structure subset
+    needs only its own parts installed; the labels of the rest are checked after loading."""
+    if search_dir is not None:
+        return list(model_ids)
+    try:
+        from ..models.requirements import parts_holding
+    except ImportError:  # the model manager is optional for a bare runner
+        return list(model_ids)
+    return parts_holding(model_ids, subset)
+
+
 def _validate_subset(subset: Optional[Sequence[str]], names: Dict[int, str]) -> Optional[List[str]]:
     if not subset:
         return None
@@ -130,7 +142,7 @@ def run_segmentation(image: Image, *, model=None, task=None, quality="normal", r
         subset = _validate_subset(roi_subset, names)
         if subset:  # run only the parts that hold a requested structure
             needed = []
-            for mid in model_ids:
+            for mid in _parts_to_check(model_ids, subset, search_dir):
                 part = load_model_folder(_locate(mid, search_dir), folds)
                 if set(part.config.label_names.values()) & set(subset):
                     needed.append(part)

@@ -295,7 +295,7 @@ def _infer_id_from_zip(archive: Path) -> str:
 
 
 def _infer_id_from_folder(folder: Path) -> str:
-    from ..nnunet.model_folder import is_result_folder
+    from ..nnunet.folder_layout import is_result_folder
 
     if is_result_folder(folder):
         return folder.parent.name

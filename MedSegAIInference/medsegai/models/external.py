@@ -27,7 +27,7 @@ def totalsegmentator_weight_dirs() -> List[Path]:
 
 def find_totalsegmentator_model(model_id: str) -> Optional[Path]:
     """The folder TotalSegmentator installed for ``model_id`` if it holds a result folder."""
-    from ..nnunet.model_folder import find_result_folders
+    from ..nnunet.folder_layout import find_result_folders
 
     for base in totalsegmentator_weight_dirs():
         candidate = base / model_id

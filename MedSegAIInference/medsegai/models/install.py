@@ -35,14 +35,14 @@ class InstalledModel:
 
 
 def result_folders_in(folder: Path) -> List[Path]:
-    from ..nnunet.model_folder import find_result_folders
+    from ..nnunet.folder_layout import find_result_folders
 
     return find_result_folders(folder)
 
 
 def check_model_layout(folder: Path, entry: Optional[ModelEntry], model_id: str) -> List[Path]:
     """nnU-Net layout (through the runner's own checker) and agreement with the catalogue entry."""
-    from ..nnunet.model_folder import validate_result_folder
+    from ..nnunet.folder_layout import validate_result_folder
 
     found = result_folders_in(folder)
     if not found:
@@ -76,7 +76,7 @@ def _normalise_root(content: Path, model_id: str) -> Path:
     The installed folder is then ``models/<id>/<trainer>__<plans>__<cfg>/``, the same shape as
     TotalSegmentator's weights folder, so ``models/`` can serve as ``TOTALSEG_WEIGHTS_PATH``.
     """
-    from ..nnunet.model_folder import is_result_folder
+    from ..nnunet.folder_layout import is_result_folder
 
     top = _single_top_folder(content)
     if top is None or is_result_folder(top):
@@ -145,7 +145,7 @@ def install_folder(
     layout: CacheLayout, model_id: str, folder: Path, *, entry: Optional[ModelEntry], source: str,
     progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
 ) -> InstalledModel:
-    from ..nnunet.model_folder import is_result_folder
+    from ..nnunet.folder_layout import is_result_folder
 
     folder = Path(folder)
     _refuse_links(folder)

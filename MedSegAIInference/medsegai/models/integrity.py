@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import filelock
 
 from ..progress import CancelToken
 from .errors import ChecksumError
@@ -113,6 +112,8 @@ class TrustStore:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        import filelock  # on first use: see locking.py
+
         self._lock = filelock.FileLock(str(self.path) + ".lock", timeout=30)
 
     def _read(self) -> dict:

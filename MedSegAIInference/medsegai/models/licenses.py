@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 from typing import Optional
 
-import filelock
 
 from .cache import CacheLayout
 from .catalog import LicenseInfo, ModelEntry
@@ -61,6 +60,8 @@ def record_acceptance(entry: ModelEntry, layout: Optional[CacheLayout] = None) -
     layout = layout or CacheLayout.current()
     path = layout.licenses_file
     path.parent.mkdir(parents=True, exist_ok=True)
+    import filelock  # on first use: see locking.py
+
     with filelock.FileLock(str(path) + ".lock", timeout=30):
         d = _read(path)
         d[entry.id] = {

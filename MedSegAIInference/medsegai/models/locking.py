@@ -1,13 +1,12 @@
 """One lock file per model id, so two processes (two Slicer instances, a CLI and Slicer) never
 download or install the same model at once. ``filelock`` (already a dependency of torch) gives
-OS-level locks on Windows, macOS and Linux that the OS releases when a process dies."""
+OS-level locks on Windows, macOS and Linux that the OS releases when a process dies. Imported
+when a lock is taken: Slicer's GUI process reads the catalogue before its dependencies exist."""
 from __future__ import annotations
 
 import contextlib
 import time
 from typing import Iterator, Optional
-
-import filelock
 
 from ..progress import CancelToken
 from .cache import CacheLayout
@@ -18,6 +17,8 @@ from .errors import InstallLockTimeout
 def model_lock(
     layout: CacheLayout, model_id: str, *, timeout_s: float = 6 * 3600, cancel: Optional[CancelToken] = None
 ) -> Iterator[None]:
+    import filelock
+
     layout.locks.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(str(layout.locks / f"{model_id}.lock"))
     deadline = time.monotonic() + timeout_s

@@ -30,6 +30,10 @@ class JobSpec:
     uncertainty: Optional[str] = None  # entropy | tta | mcdropout | ensemble
     uncertainty_passes: int = 8  # passes for tta / mcdropout
     confidence_threshold: Optional[float] = None  # Soft Dice Confidence below this flags a segment
+    # Download the catalogue models the run needs and lacks (the user agreed to it); licences that
+    # must be accepted are accepted only with accept_licenses.
+    download_models: bool = False
+    accept_licenses: bool = False
     # The worker polls this path and cancels when it appears: works where signals do not (Windows).
     cancel_file: Optional[str] = None
     output_stem: str = "segmentation"

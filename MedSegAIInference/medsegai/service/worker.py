@@ -67,6 +67,12 @@ def run_job(spec: JobSpec, token: CancelToken) -> dict:
 
     target = Path(spec.output_dir)
     staging = target.with_name(f".{target.name}.part-{os.getpid()}")
+    if spec.download_models:
+        from ..models.requirements import fetch_missing, models_for_run
+
+        needed = models_for_run(spec.task, spec.quality, spec.model, spec.roi_subset)
+        for model_id in fetch_missing(needed, accept_license=spec.accept_licenses, progress=on_progress, cancel=token):
+            emit("log", level="info", message=f"Installed model {model_id}")
     try:
         result = medsegai.segment(
             spec.input_path, model=spec.model, task=spec.task, quality=spec.quality,

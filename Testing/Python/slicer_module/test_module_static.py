@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 import xml.etree.ElementTree as ET
 
@@ -117,3 +118,34 @@ def test_slicer_installs_exactly_the_runners_dependencies_less_slicers_own():
     shipped_by_slicer = {p.lower() for p in PROTECTED}
     assert slicer_side == {n: v for n, v in runner.items() if n not in shipped_by_slicer}
     assert all(">=" in v and "<" in v.replace("<=", "") for v in runner.values()), "floors and ceilings"
+
+
+def test_the_gui_process_works_before_the_dependencies_are_installed(tmp_path):
+    """A fresh Slicer has numpy, SimpleITK, requests and VTK but none of torch, scipy, scikit-image,
+    MONAI, Pillow or filelock: the panel must still list the models, say which are missing and
+    reach the dependency question, and nothing it imports may need those packages."""
+    import subprocess
+    import sys
+
+    script = f"""
+import importlib.abc, sys
+ABSENT = {{"torch", "scipy", "skimage", "monai", "PIL", "filelock", "nibabel"}}
+class Absent(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ABSENT:
+            raise ModuleNotFoundError(f"No module named {{name!r}}")
+sys.meta_path.insert(0, Absent())
+sys.path[:0] = [{str(REPO / "MedSegAI")!r}, {str(REPO / "MedSegAIInference")!r}]
+from MedSegAILib.model_choices import load_choices
+from MedSegAILib.model_availability import missing_models
+from MedSegAILib.dependencies import plan_installation
+import MedSegAILib.segment_logic, MedSegAILib.statistics, MedSegAILib.uncertainty_overlay
+choices, problem = load_choices()
+assert problem is None and [c.key for c in choices][:1] == ["task:total"], (problem, choices)
+assert [m.model_id for m in missing_models("total", "fast", None, None)] == ["Dataset297_TotalSegmentator_total_3mm_1559subj"]
+print("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("TOTALSEG_WEIGHTS_PATH", "PYTHONPATH")}
+    env.update(MEDSEGAI_HOME=str(tmp_path / "home"), TOTALSEG_HOME_DIR=str(tmp_path / "ts"))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]

@@ -13,6 +13,8 @@ import slicer
 
 import medsegai
 from conftest import add_volume, scene_snapshot
+from models_support.fixtures import model_env, server  # noqa: F401 (pytest fixtures)
+from models_support.served_model import served_model  # noqa: F401 (pytest fixture)
 from widget_fixtures import (longest_event_loop_gap, module_widget, run_panel, select_data, select_model,  # noqa: F401
                              slicer_app, wait_for_run)
 from pythonqt_env.slicer_application import process_events_until
@@ -278,3 +280,39 @@ def test_cleanup_while_running_stops_the_worker(module_widget, mrml, ct_volume):
     process_events_until(lambda: not process.running, 10, "the worker to stop")
     assert not list(module_widget.work.glob("MedSegAI-*"))
     widget.running = None
+
+
+def test_a_model_that_is_not_installed_is_downloaded_after_the_user_agrees(
+        served_model, server, module_widget, mrml, ct_volume):
+    import qt
+
+    from medsegai.models import locate
+
+    ui, widget, robot = module_widget.ui, module_widget.widget, module_widget.robot
+    select_model(module_widget, f"model:{served_model}")  # from the user catalogue, not the built-in one
+    select_data(ui.deviceSelector, "cpu")
+    assert "not installed" in ui.licenseLabel.text
+    before = scene_snapshot(mrml.scene)
+    robot.answer(qt.QMessageBox.Cancel)
+    ui.applyButton.click()
+    (question,) = robot.take()
+    assert "Test model served locally" in question.text and "Test-Licence" in question.text
+    assert widget.running is None and ui.stageLabel.text.startswith("Not started")
+    assert server.gets(f"/{served_model}.zip") == [] and scene_snapshot(mrml.scene) == before
+
+    robot.answer(qt.QMessageBox.Ok)
+    ui.applyButton.click()
+    assert robot.take()[0].answered == "OK"
+    stages = set()
+
+    def finished():
+        stages.add(ui.stageLabel.text.split(":")[0])
+        return widget.running is None
+
+    process_events_until(finished, 180, "the download and the run")
+    assert {"download", "extract"} & stages, stages  # a small file: the poll may see only the extraction
+    assert f"Installed model {served_model}" in ui.logText.toPlainText()
+    assert len(server.gets(f"/{served_model}.zip")) == 1
+    assert ui.stageLabel.text.startswith("Done in"), ui.stageLabel.text
+    assert locate(served_model).available and "not installed" not in ui.licenseLabel.text
+    assert ui.outputSegmentationSelector.currentNode().GetSegmentation().GetNumberOfSegments() > 0

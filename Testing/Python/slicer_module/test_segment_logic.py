@@ -14,7 +14,9 @@ from geometry_cases import GEOMETRIES
 from real_data import ct_and_labels
 from medsegai.errors import CancelledError, MedSegAIError
 
-from MedSegAILib.errors import EditedSegmentsError, InputError
+from MedSegAILib.errors import EditedSegmentsError, InputError, ModelsNotInstalledError
+from models_support.fixtures import model_env, server  # noqa: F401 (pytest fixtures)
+from models_support.served_model import served_model  # noqa: F401 (pytest fixture)
 from MedSegAILib.segment_logic import SegmentationRequest, SegmentLogic
 from MedSegAILib.statistics import statistics_to_table, write_statistics_csv
 from MedSegAILib.volume_bridge import image_from_volume
@@ -137,3 +139,22 @@ def test_cancel_halfway_leaves_the_scene_unchanged(logic, mrml, ct_volume, tiny_
         logic.finish(running)
     assert scene_snapshot(mrml.scene) == before
     assert not list(tmp_path.glob("MedSegAI-*"))
+
+
+def test_a_model_not_installed_is_named_before_the_run_or_downloaded_from_the_console(
+        served_model, server, logic, mrml, ct_volume, tmp_path):
+    before = scene_snapshot(mrml.scene)
+    request = SegmentationRequest(ct_volume, task=None, model=served_model, device="cpu")
+    assert [m.model_id for m in logic.missing_models(request)] == [served_model]
+    with pytest.raises(ModelsNotInstalledError) as info:
+        logic.segment(ct_volume, model=served_model, device="cpu", download=False)
+    message = str(info.value)
+    assert served_model in message and "download=True" in message and "import_model" in message
+    assert server.url(f"/{served_model}.zip") in message  # where to get it on another computer
+    assert scene_snapshot(mrml.scene) == before and server.gets(f"/{served_model}.zip") == []
+    assert not list(tmp_path.glob("MedSegAI-*"))
+
+    # The console downloads by default, as TotalSegmentator does.
+    node = logic.segment(ct_volume, model=served_model, device="cpu", timeout=180)
+    assert node.GetSegmentation().GetNumberOfSegments() > 0
+    assert logic.missing_models(request) == [] and len(server.gets(f"/{served_model}.zip")) == 1
