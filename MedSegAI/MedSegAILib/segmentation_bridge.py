@@ -50,12 +50,9 @@ def oriented_image_from_labels(labels: Image) -> "slicer.vtkOrientedImageData":
 
 def _edited_conflicts(node, names: Sequence[str]) -> List[str]:
     seg = node.GetSegmentation()
-    out = []
-    for name in names:
-        seg_id = seg.GetSegmentIdBySegmentName(name)
-        if seg_id and segment_edits.is_edited(node, seg_id):
-            out.append(name)
-    return out
+    ids = {seg.GetSegmentIdBySegmentName(name): name for name in names}
+    ids.pop("", None)
+    return [ids[i] for i in segment_edits.edited_segments(node, list(ids))]
 
 
 def write_segments(
@@ -147,6 +144,7 @@ def _replace_segments(node, image, segments: Sequence[SegmentInfo], source: str)
         if old_id:
             segmentation.RemoveSegment(old_id)
     term_tag = slicer.vtkSegment.GetTerminologyEntryTagName()
+    added = []
     for info in segments:
         segment = slicer.vtkSegment()
         segment.SetName(info.name)
@@ -161,7 +159,8 @@ def _replace_segments(node, image, segments: Sequence[SegmentInfo], source: str)
             segmentation.GenerateUniqueSegmentID(info.name)
         if not segmentation.AddSegment(segment, segment_id):
             raise RuntimeError(f"Slicer refused the segment '{info.name}'.")
-        segment_edits.stamp(node, segment_id)
+        added.append(segment_id)
+    segment_edits.stamp(node, added)  # after all are added: they share one layer, hashed in one pass
 
 
 def segments_in_node(segmentation_node) -> List[SegmentInfo]:
