@@ -18,26 +18,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO / "MedSegAIInference"), str(REPO / "MedSegAI")]
-
-
-def _scene():
-    import slicer
-
-    scene = slicer.vtkMRMLScene()
-    app_logic = slicer.vtkSlicerApplicationLogic()
-    app_logic.SetMRMLScene(scene)
-    colors = slicer.vtkSlicerColorLogic()
-    colors.SetMRMLScene(scene)
-    colors.SetMRMLApplicationLogic(app_logic)
-    colors.AddDefaultColorNodes()
-    app_logic.SetModuleLogic("Colors", colors)
-    segmentations = slicer.vtkSlicerSegmentationsModuleLogic()
-    segmentations.SetMRMLScene(scene)
-    segmentations.SetMRMLApplicationLogic(app_logic)
-    app_logic.SetModuleLogic("Segmentations", segmentations)
-    slicer.mrmlScene = scene
-    return scene, segmentations, (app_logic, colors)
+sys.path[:0] = [str(REPO / "MedSegAIInference"), str(REPO / "MedSegAI"), str(REPO / "Testing/Python/slicer_module")]
 
 
 def main() -> None:
@@ -54,7 +35,11 @@ def main() -> None:
     a = ap.parse_args()
 
     image = read_image(a.data / "ct/pancreas-ct-cb001-dicom/Pancreas-CT-CB_001_CT_dicom")
-    scene, segmentations, keep = _scene()
+    from mrml_scene import install_as_current, make_scene
+
+    mrml = make_scene()
+    install_as_current(mrml)
+    scene, segmentations = mrml.scene, mrml.segmentations
     volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
     volume.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(image.ijk_to_ras()))
     slicer.util.updateVolumeFromArray(volume, image.array)
@@ -93,7 +78,6 @@ def main() -> None:
     print(f"Logic.finish (GUI thread: read result, {len(outcome.update.written)} segments into the scene): "
           f"{finish_s:.2f} s")
     shutil.rmtree(tmp, ignore_errors=True)
-    del keep
 
 
 if __name__ == "__main__":

@@ -141,9 +141,10 @@ def test_description_file(extension):
     assert desc["scmrevision"] == head
     urls = [desc["iconurl"], *desc["screenshoturls"].split()]
     assert len(urls) >= 2 and all(u.startswith("https://") for u in urls), urls
-    # The icon is served from this repository: the file must be in it.
-    icon = re.fullmatch(r"https://raw\.githubusercontent\.com/[^/]+/[^/]+/[^/]+/(.+)", desc["iconurl"])
-    assert icon and (REPO / icon.group(1)).is_file(), desc["iconurl"]
+    # The icon and the screenshots are served from this repository: the files must be in it.
+    for url in urls:
+        served = re.fullmatch(r"https://raw\.githubusercontent\.com/[^/]+/[^/]+/[^/]+/(.+)", url)
+        assert served and (REPO / served.group(1)).is_file(), url
 
 
 PROBE = r"""
@@ -156,11 +157,13 @@ from MedSegAILib.model_choices import load_choices
 
 crop, catalog = sys.argv[1:3]
 choices, problem = load_choices(catalog)
+merged, merged_problem = load_choices()  # what the panel lists: the runner's merged catalogue
 result = medsegai.segment(crop, model="medsegai_ct_demo", device="cpu", threads=2)
 print(json.dumps({
     "medsegai": medsegai.__file__, "MedSegAILib": MedSegAILib.__file__,
     "model": str(resolve_model("medsegai_ct_demo")),
     "choices": [c.model for c in choices], "problem": problem,
+    "merged": [c.model for c in merged], "merged_problem": merged_problem,
     "same_grid": result.labels.same_grid(Image.from_sitk(sitk.ReadImage(crop))),
     "present": [s.name for s in result.present_segments()],
 }))
@@ -194,6 +197,7 @@ def test_installed_tree_segments_on_its_own(standalone):
     bundled = modules / "Resources" / "Models" / "medsegai_ct_demo"
     assert Path(out["model"]).resolve().is_relative_to(bundled), out["model"]
     assert out["problem"] is None and "medsegai_ct_demo" in out["choices"]
+    assert out["merged_problem"] is None and "medsegai_ct_demo" in out["merged"]
     assert out["same_grid"] and out["present"], out
 
 

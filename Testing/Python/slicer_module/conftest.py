@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,46 +17,16 @@ sys.path.insert(0, str(REPO / "MedSegAI"))
 
 import slicer  # noqa: E402
 
-TERMINOLOGY_DIR = REPO / "Resources" / "Terminology"
-
-
 @pytest.fixture
 def mrml():
     """A fresh scene with application, colors, segmentations and terminologies logics wired up."""
-    scene = slicer.vtkMRMLScene()
-    app_logic = slicer.vtkSlicerApplicationLogic()
-    app_logic.SetMRMLScene(scene)
-    colors = slicer.vtkSlicerColorLogic()
-    colors.SetMRMLScene(scene)
-    colors.SetMRMLApplicationLogic(app_logic)
-    colors.AddDefaultColorNodes()
-    app_logic.SetModuleLogic("Colors", colors)
-    terminologies = slicer.vtkSlicerTerminologiesModuleLogic()
-    terminologies.SetMRMLScene(scene)
-    terminologies.SetMRMLApplicationLogic(app_logic)
-    app_logic.SetModuleLogic("Terminologies", terminologies)
-    assert terminologies.LoadTerminologyFromFile(str(TERMINOLOGY_DIR / "SegmentationCategoryTypeModifier-MedSegAI.term.json"))
-    segmentations = slicer.vtkSlicerSegmentationsModuleLogic()
-    segmentations.SetMRMLScene(scene)
-    segmentations.SetMRMLApplicationLogic(app_logic)
-    app_logic.SetModuleLogic("Segmentations", segmentations)
-    volumes = slicer.vtkSlicerVolumesLogic()
-    volumes.SetMRMLScene(scene)
-    volumes.SetMRMLApplicationLogic(app_logic)
-    app_logic.SetModuleLogic("Volumes", volumes)
-    saved = getattr(slicer, "mrmlScene", None), getattr(slicer, "modules", None)
-    slicer.mrmlScene = scene
-    # slicer.util helpers look logics up here, as inside Slicer.
-    slicer.modules = SimpleNamespace(
-        segmentations=SimpleNamespace(logic=lambda: segmentations),
-        terminologies=SimpleNamespace(logic=lambda: terminologies),
-        colors=SimpleNamespace(logic=lambda: colors),
-        volumes=SimpleNamespace(logic=lambda: volumes),
-    )
-    yield SimpleNamespace(scene=scene, app_logic=app_logic, segmentations=segmentations,
-                          terminologies=terminologies, colors=colors)
+    from mrml_scene import install_as_current, make_scene
+
+    scene = make_scene()
+    saved = install_as_current(scene)
+    yield scene
     slicer.mrmlScene, slicer.modules = saved
-    scene.Clear(1)
+    scene.scene.Clear(1)
 
 
 def add_volume(scene, array: np.ndarray, ijk_to_ras: np.ndarray, name="CT", label=False):

@@ -10,20 +10,20 @@ from PySide6 import QtCore, QtWidgets
 from PySide6.QtCore import Property
 
 
-class ctkCollapsibleButton(QtWidgets.QWidget):
+class ctkCollapsibleButton(QtWidgets.QGroupBox):
     """A titled section whose contents hide when collapsed (ctkCollapsibleButton is a QAbstractButton
-    that holds a layout; here a QWidget, with the properties the code reads and writes)."""
+    that holds a layout; here a group box, so that its title is drawn, with the properties the code
+    reads and writes)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self._text = ""
         self._collapsed = False
 
     def _get_text(self):
-        return self._text
+        return self.title()
 
     def _set_text(self, value):
-        self._text = value
+        self.setTitle(value)
 
     def _get_collapsed(self):
         return self._collapsed
