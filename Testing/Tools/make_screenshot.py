@@ -23,10 +23,9 @@ CT = "ct/totalsegmentator-examples/tests/reference_files/example_ct.nii.gz"
 
 
 def render_panel(ct_path: Path, work: Path):
-    from pythonqt_env.slicer_application import add_slice_views, install, process_events_until
+    from pythonqt_env.slicer_application import add_slice_views, install, module_panel, process_events_until
 
     app = install(work)
-    import qt
     import slicer
 
     from mrml_scene import install_as_current, make_scene
@@ -36,11 +35,7 @@ def render_panel(ct_path: Path, work: Path):
     add_slice_views(mrml.scene)
     import MedSegAI
 
-    parent = slicer.qMRMLWidget()
-    parent.setLayout(qt.QVBoxLayout())
-    parent.setMRMLScene(mrml.scene)
-    widget = MedSegAI.MedSegAIWidget(parent)
-    widget.setup()
+    widget, parent = module_panel(MedSegAI.MedSegAIWidget, mrml.scene)
     app.testing = True  # no dialogs
     slicer.util.loadVolume(str(ct_path))
     ui = widget.ui

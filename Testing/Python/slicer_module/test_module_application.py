@@ -131,3 +131,18 @@ def test_self_test_runs_the_installed_flow(slicer_app, mrml):
         MedSegAI.MedSegAITest().runTest()
     finally:
         slicer_app.testing = False
+
+
+def test_testing_mode_never_accepts_a_licence(slicer_app, mrml):
+    """Testing mode asks nothing: free models are fetched, a licence is never accepted unseen."""
+    import MedSegAI
+    from MedSegAILib.model_availability import MissingModel
+
+    free = MissingModel("Dataset1_Free", "free", None, "Apache-2.0", False, "", None)
+    restricted = MissingModel("Dataset2_Restricted", "restricted", None, "CC BY-NC-SA", True, "Non-commercial.", None)
+    slicer_app.testing = True
+    try:
+        assert MedSegAI._confirm_download([free]) is True
+        assert MedSegAI._confirm_download([free, restricted]) is False
+    finally:
+        slicer_app.testing = False

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pythonqt_env.slicer_application import DialogRobot, add_slice_views, install, process_events_until
+from pythonqt_env.slicer_application import DialogRobot, add_slice_views, install, module_panel, process_events_until
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -22,7 +22,6 @@ def slicer_app(tmp_path_factory):
 @pytest.fixture
 def module_widget(mrml, slicer_app, tmp_path, worker_env):
     import qt
-    import slicer
 
     import MedSegAI
 
@@ -30,11 +29,7 @@ def module_widget(mrml, slicer_app, tmp_path, worker_env):
     slicer_app.testing = False
     robot = DialogRobot()
     add_slice_views(mrml.scene)
-    parent = slicer.qMRMLWidget()
-    parent.setLayout(qt.QVBoxLayout())
-    parent.setMRMLScene(mrml.scene)
-    widget = MedSegAI.MedSegAIWidget(parent)
-    widget.setup()
+    widget, parent = module_panel(MedSegAI.MedSegAIWidget, mrml.scene)
     # Runs of this test leave their files here, so a test can check that nothing is left behind.
     widget.logic.core.work_root = str(tmp_path)
     widget.logic.core.worker_env = worker_env

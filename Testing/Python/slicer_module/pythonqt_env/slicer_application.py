@@ -319,6 +319,20 @@ def add_slice_views(scene) -> None:
         composite.SetSingletonTag(name)
 
 
+def module_panel(widget_class, scene):
+    """A scripted module's widget as Slicer builds it: a qMRMLWidget parent with a vertical layout
+    and the scene, the Python widget made on it, then ``setup()``. Returns (widget, parent)."""
+    import qt
+    import slicer
+
+    parent = slicer.qMRMLWidget()
+    parent.setLayout(qt.QVBoxLayout())
+    parent.setMRMLScene(scene)
+    widget = widget_class(parent)
+    widget.setup()
+    return widget, parent
+
+
 def process_events_until(predicate, timeout_s: float, what: str = "the condition") -> None:
     """Run the Qt event loop (timers, queued signals) until ``predicate()`` holds."""
     import time
@@ -333,5 +347,5 @@ def process_events_until(predicate, timeout_s: float, what: str = "the condition
         time.sleep(0.01)
 
 
-__all__ = ["install", "SlicerApp", "DialogRobot", "SeenDialog", "SlicerUiLoader", "add_slice_views",
+__all__ = ["install", "SlicerApp", "DialogRobot", "SeenDialog", "SlicerUiLoader", "add_slice_views", "module_panel",
            "process_events_until"]
