@@ -122,7 +122,7 @@ def test_a_failed_install_is_a_message_not_a_traceback(module_widget, missing_pa
     assert "failed" in error.text and "network" in error.text
 
 
-def test_self_test_runs_the_installed_flow(slicer_app, mrml):
+def test_self_test_runs_the_installed_flow(slicer_app, mrml, data_dir):
     """What "Reload and Test" and the py_MedSegAIModuleTest ctest run, with Slicer in testing mode."""
     import MedSegAI
 
