@@ -316,3 +316,32 @@ def test_a_model_that_is_not_installed_is_downloaded_after_the_user_agrees(
     assert ui.stageLabel.text.startswith("Done in"), ui.stageLabel.text
     assert locate(served_model).available and "not installed" not in ui.licenseLabel.text
     assert ui.outputSegmentationSelector.currentNode().GetSegmentation().GetNumberOfSegments() > 0
+
+
+def test_a_broken_model_is_a_message_and_the_scene_is_unchanged(model_env, small_model, tmp_path_factory, mrml,
+                                                                 data_dir, request):
+    """A model listed in the user catalogue whose checkpoint was cut short (a copy interrupted)."""
+    import shutil
+
+    from models_support.model_files import write_user_catalog
+
+    broken = tmp_path_factory.mktemp("broken") / "Dataset902_Broken"
+    shutil.copytree(small_model, broken / small_model.name)
+    checkpoint = broken / small_model.name / "fold_0" / "checkpoint_final.pth"
+    checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 3])
+    write_user_catalog(model_env, [{
+        "id": "Dataset902_Broken", "version": "1.0", "title": "A broken copy", "task": "test", "modality": "CT",
+        "path": str(broken), "license": {"name": "Test-Licence", "text": "Tests only.", "requires_acceptance": False}}])
+    panel = request.getfixturevalue("module_widget")  # after the catalogue exists: the panel lists it
+    import qt
+    slicer.util.loadVolume(str(data_dir / CT))
+    select_model(panel, "model:Dataset902_Broken")
+    select_data(panel.ui.deviceSelector, "cpu")
+    before = scene_snapshot(mrml.scene)
+    panel.robot.answer(qt.QMessageBox.Ok)
+    run_panel(panel)
+    (error,) = panel.robot.take()
+    assert "checkpoint" in error.text.lower() and "Traceback" not in error.text, error.text
+    assert panel.ui.stageLabel.text == "Failed; the scene was not changed."
+    assert scene_snapshot(mrml.scene) == before
+    assert not list(panel.work.glob("MedSegAI-*"))
