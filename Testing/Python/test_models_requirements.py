@@ -12,13 +12,10 @@ from medsegai.service import JobSpec, WorkerProcess
 from models_support.fixtures import model_env, server  # noqa: F401 (pytest fixtures)
 from models_support.served_model import SERVED, served_model  # noqa: F401 (pytest fixture)
 
-FAST = "Dataset297_TotalSegmentator_total_3mm_1559subj"
-FASTEST = "Dataset298_TotalSegmentator_total_6mm_1559subj"
-ORGANS = "Dataset291_TotalSegmentator_part1_organs_1559subj"
-RIBS = "Dataset295_TotalSegmentator_part5_ribs_1559subj"
-PARTS = [ORGANS, "Dataset292_TotalSegmentator_part2_vertebrae_1532subj",
-         "Dataset293_TotalSegmentator_part3_cardiac_1559subj", "Dataset294_TotalSegmentator_part4_muscles_1559subj",
-         RIBS]
+from totalseg_support import FAST, FASTEST, PARTS as PART_LABELS, make_task_model, total_class_map
+
+PARTS = [name for name, _ in PART_LABELS]
+ORGANS, RIBS = PARTS[0], PARTS[-1]
 
 
 def test_models_a_run_needs(model_env):
@@ -41,9 +38,6 @@ def test_missing_models_in_a_fresh_cache(model_env):
 
 def test_a_subset_runs_with_only_its_parts_installed(model_env, monkeypatch, ts_ref, tmp_path_factory, nnunet_plans):
     """Before, every part was located (and had to be installed) only to read its labels."""
-    from test_totalseg_tasks import PARTS as PART_LABELS
-    from totalseg_support import make_task_model, total_class_map
-
     plans, dataset = nnunet_plans
     weights = tmp_path_factory.mktemp("only_organs")
     total = total_class_map()

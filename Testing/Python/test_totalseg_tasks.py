@@ -7,17 +7,7 @@ import pytest
 import medsegai
 from medsegai.io import read_image
 from parity_support import assert_parity
-from totalseg_support import make_task_model, total_class_map, totalseg_reference
-
-FAST = "Dataset297_TotalSegmentator_total_3mm_1559subj"
-FASTEST = "Dataset298_TotalSegmentator_total_6mm_1559subj"
-PARTS = [
-    ("Dataset291_TotalSegmentator_part1_organs_1559subj", range(1, 25)),
-    ("Dataset292_TotalSegmentator_part2_vertebrae_1532subj", range(25, 51)),
-    ("Dataset293_TotalSegmentator_part3_cardiac_1559subj", range(51, 69)),
-    ("Dataset294_TotalSegmentator_part4_muscles_1559subj", range(69, 92)),
-    ("Dataset295_TotalSegmentator_part5_ribs_1559subj", range(92, 118)),
-]
+from totalseg_support import FAST, FASTEST, PARTS, make_task_model, total_class_map, totalseg_reference
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,18 @@ from nnunet_reference import nnunet_predict
 CLASS_MAPS = Path(__file__).resolve().parents[2] / "MedSegAIInference" / "medsegai" / "totalseg" / "class_maps.json"
 
 
+FAST = "Dataset297_TotalSegmentator_total_3mm_1559subj"
+FASTEST = "Dataset298_TotalSegmentator_total_6mm_1559subj"
+# The five 1.5 mm parts and the total-task values each one holds (parts number theirs 1..N).
+PARTS = [
+    ("Dataset291_TotalSegmentator_part1_organs_1559subj", range(1, 25)),
+    ("Dataset292_TotalSegmentator_part2_vertebrae_1532subj", range(25, 51)),
+    ("Dataset293_TotalSegmentator_part3_cardiac_1559subj", range(51, 69)),
+    ("Dataset294_TotalSegmentator_part4_muscles_1559subj", range(69, 92)),
+    ("Dataset295_TotalSegmentator_part5_ribs_1559subj", range(92, 118)),
+]
+
+
 def total_class_map() -> Dict[int, str]:
     return {int(v): n for v, n in json.loads(CLASS_MAPS.read_text())["tasks"]["total"].items()}
 

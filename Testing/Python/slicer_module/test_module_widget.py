@@ -123,7 +123,9 @@ def test_apply_runs_in_the_background_and_imports_what_the_runner_finds(module_w
     select_model(module_widget, DEMO)
     select_data(ui.deviceSelector, "cpu")
     assert ui.inputVolumeSelector.currentNode() is ct_volume
-    ui.applyButton.click()
+    t0 = time.monotonic()
+    ui.applyButton.click()  # runs Logic.start on the GUI thread: the volume's hand-over to the worker
+    click_s = time.monotonic() - t0
     assert widget.running is not None
     assert ui.applyButton.text == "Cancel" and ui.applyButton.enabled and ui.progressBar.visible
     assert not ui.inputVolumeSelector.enabled and not ui.modelSelector.enabled and not ui.structureTree.enabled
@@ -134,7 +136,7 @@ def test_apply_runs_in_the_background_and_imports_what_the_runner_finds(module_w
         values.append(ui.progressBar.value)
         return widget.running is None
 
-    worst_gap = longest_event_loop_gap(module_widget, finished)
+    worst_gap = max(click_s, longest_event_loop_gap(module_widget, finished))
     # The GUI stays responsive: the longest event-loop iteration of the whole run, including the
     # hand-over of the volume to the worker and the import of the result.
     assert worst_gap < 1.0, f"the GUI froze for {worst_gap:.2f} s"

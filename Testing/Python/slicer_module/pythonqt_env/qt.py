@@ -126,15 +126,14 @@ def connect(obj: QtCore.QObject, signature: str, slot) -> bool:
         raise AttributeError(f"{obj.metaObject().className()} has no signal {signature}")
     receiver = _guarded(slot)
     # Kept per (signal, slot) so that disconnect() can find it.
-    store = obj.__dict__.setdefault("_pythonqt_slots", {}) if hasattr(obj, "__dict__") else {}
-    store[(actual, slot)] = receiver
+    obj.__dict__.setdefault("_pythonqt_slots", {})[(actual, slot)] = receiver
     return bool(QtCore.QObject.connect(obj, QtCore.SIGNAL(actual), receiver))
 
 
 def disconnect(obj: QtCore.QObject, signature: str, slot) -> bool:
     wanted = bytes(QtCore.QMetaObject.normalizedSignature(signature)).decode()
     actual = getattr(type(obj), "PYTHONQT_SIGNALS", {}).get(wanted, wanted)
-    receiver = getattr(obj, "__dict__", {}).get("_pythonqt_slots", {}).pop((actual, slot), None)
+    receiver = obj.__dict__.get("_pythonqt_slots", {}).pop((actual, slot), None)
     return receiver is not None and bool(QtCore.QObject.disconnect(obj, QtCore.SIGNAL(actual), receiver))
 
 

@@ -36,13 +36,13 @@ class DialogRobot:
     """Answers modal dialogs: a StandardButton, a button's text, or a file path for a file dialog."""
 
     INTERVAL_MS = 15
+    HANDLED = "_medsegai_robot_answered"
 
     def __init__(self):
         from PySide6 import QtCore
 
         self.answers: Deque[Union[int, str]] = collections.deque()
         self.seen: List[SeenDialog] = []
-        self._handled = set()
         self._timer = QtCore.QTimer()
         self._timer.setInterval(self.INTERVAL_MS)
         self._timer.timeout.connect(self._tick)
@@ -62,9 +62,10 @@ class DialogRobot:
         from PySide6 import QtWidgets
 
         dialog = QtWidgets.QApplication.activeModalWidget()
-        if dialog is None or id(dialog) in self._handled or not dialog.isVisible():
+        # Marked on the dialog itself: a Python id can come back for the next dialog once one is deleted.
+        if dialog is None or dialog.property(self.HANDLED) or not dialog.isVisible():
             return
-        self._handled.add(id(dialog))
+        dialog.setProperty(self.HANDLED, True)
         answer = self.answers.popleft() if self.answers else None
         if isinstance(dialog, QtWidgets.QMessageBox):
             self._answer_message_box(dialog, answer)
