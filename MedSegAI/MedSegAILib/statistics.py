@@ -12,6 +12,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 import slicer
 import vtk
+from medsegai.atomic import atomic_path
 
 from .segment_edits import internal_mask
 from .volume_bridge import ijk_to_ras_matrix
@@ -137,12 +138,10 @@ def statistics_to_table(scene, stats: Sequence[SegmentStatistics], table_node=No
 
 def write_statistics_csv(stats: Sequence[SegmentStatistics], path) -> str:
     path = os.fspath(path)
-    tmp = path + ".part"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(COLUMNS)
         for s in stats:
             w.writerow([s.name, s.voxels, f"{s.volume_ml:.6g}", f"{s.mean:.6g}", f"{s.std:.6g}",
                         f"{s.confidence:.6g}", f"{s.mean_uncertainty:.6g}", "yes" if s.flagged else ""])
-    os.replace(tmp, path)
     return path

@@ -14,12 +14,14 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from .resources import resource_path
+
 BUNDLED_MODEL_ID = "medsegai_ct_demo"
-_CHECKOUT_MODEL = Path(__file__).resolve().parents[2] / "Resources" / "Models" / BUNDLED_MODEL_ID
+_CHECKOUT_MODEL = resource_path("Models", BUNDLED_MODEL_ID)
 
 
 def bundled_model_folder() -> Path:
-    """The bundled model's result folder: through the model manager when present, else the checkout."""
+    """The bundled model's result folder: through the model manager when present, else the Resources folder."""
     from .nnunet.model_folder import find_result_folders
 
     try:

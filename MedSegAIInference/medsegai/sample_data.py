@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from .atomic import atomic_path
 from .errors import MedSegAIError
 
 DATA_DIR_ENV = "MEDSEGAI_DATA_DIR"
@@ -66,11 +67,15 @@ def _cache_dir() -> Path:
 
 def _download(url: str, dest: Path) -> None:
     try:
-        from .models.download import download_file
+        from .models.download import _sidecar, download_file
     except ImportError:
         download_file = None
     if download_file is not None:
-        download_file(url, dest)  # resumable, proxy- and CA-bundle-aware
+        try:
+            download_file(url, dest)  # proxy- and CA-bundle-aware
+        finally:
+            # dest is a fresh temp name each time, so its resume sidecar would never be used again.
+            _sidecar(dest).unlink(missing_ok=True)
         return
     import requests
 
@@ -95,17 +100,16 @@ def sample_ct(sample: SampleFile = SAMPLE_CT, *, allow_download: bool = True, lo
     if not allow_download:
         raise SampleDataError(f"The sample CT is not at {local} (set {DATA_DIR_ENV}) and downloads are off.")
     log(f"downloading the sample CT from {sample.url}")
-    part = cached.with_name(cached.name + ".part")
-    try:
-        _download(sample.url, part)
-    except MedSegAIError:
-        raise
-    except Exception as exc:  # requests' many exception types: one clear message
-        raise SampleDataError(f"Cannot download the sample CT from {sample.url}: {exc}. Offline, set {DATA_DIR_ENV} "
-                              "to a folder holding it, or pass your own CT with --input.") from None
-    got = sha256_of(part)
-    if got != sample.sha256:
-        part.unlink(missing_ok=True)
-        raise SampleDataError(f"The downloaded sample CT has SHA256 {got}, expected {sample.sha256}; it was deleted.")
-    os.replace(part, cached)
+    with atomic_path(cached) as part:  # a failed or refused download leaves nothing in the cache
+        try:
+            _download(sample.url, part)
+        except MedSegAIError:
+            raise
+        except Exception as exc:  # requests' many exception types: one clear message
+            raise SampleDataError(f"Cannot download the sample CT from {sample.url}: {exc}. Offline, set "
+                                  f"{DATA_DIR_ENV} to a folder holding it, or pass your own CT with --input.") from None
+        got = sha256_of(part)
+        if got != sample.sha256:
+            raise SampleDataError(f"The downloaded sample CT has SHA256 {got}, expected {sample.sha256}; "
+                                  "it was deleted.")
     return cached

@@ -14,6 +14,7 @@ from medsegai.models import resources
 from medsegai.models.cache import cache_dir, set_cache_dir_setting
 from medsegai.models.catalog import read_catalog_file, validate_catalog_document
 from medsegai.models.errors import CatalogError, ModelNotFoundError
+from medsegai.resources import resource_dir, resource_dirs, resource_path
 from models_support.fixtures import model_env  # noqa: F401 (pytest fixture)
 from models_support.model_files import catalog_entry, write_user_catalog
 
@@ -115,15 +116,79 @@ def test_user_catalogue_adds_and_overrides_entries(model_env):
         catalog.get("liver")
 
 
-def test_broken_user_catalogue_is_reported_with_the_field(model_env):
-    entry = catalog_entry("x", urls=["https://example.org/x.zip"])
-    entry["modality"] = "US"
-    write_user_catalog(model_env, [entry])
-    with pytest.raises(CatalogError, match=r"catalog.user.json is invalid: models\[0\] \('x'\): 'modality'"):
+def test_bad_user_entry_is_skipped_and_named(model_env, capsys):
+    bad = catalog_entry("x", urls=["https://example.org/x.zip"])
+    bad["modality"] = "US"
+    user = write_user_catalog(model_env, [
+        catalog_entry("good_one", urls=["https://example.org/1.zip"]), bad, {"title": "no id"},
+        catalog_entry("good_two", path="folder"), catalog_entry("good_one", urls=["https://example.org/dup.zip"]),
+    ])
+    catalog = models.load_catalog()
+    assert {"good_one", "good_two", "medsegai_ct_demo"} | set(TS_IDS) == set(catalog.entries)
+    assert catalog.get("good_one").urls == ("https://example.org/1.zip",)  # the later duplicate is the one skipped
+    assert len(catalog.problems) == 3
+    assert catalog.problems[0] == (f"Skipped the entry models[1] ('x') of the model catalogue {user}: "
+                                   "'modality' must be one of CT, MR.")
+    assert catalog.problems[1].startswith(f"Skipped the entry models[2] of the model catalogue {user}: missing")
+    assert "models[4] ('good_one')" in catalog.problems[2] and "duplicate id" in catalog.problems[2]
+    with pytest.raises(ModelNotFoundError, match=r"models\[1\] \('x'\).*'modality'"):
+        catalog.get("x")  # why the model asked for is not there
+
+    from medsegai.models.cli import main
+
+    assert main(["models", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert "good_one" in out and "good_two" in out and "medsegai_ct_demo" in out and " x " not in out
+    assert err.count("warning: Skipped the entry") == 3 and "models[1] ('x')" in err and str(user) in err
+    assert main(["models", "list", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert {"good_one", "good_two"} <= {m["id"] for m in json.loads(out)} and "models[1] ('x')" in err
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"schema_version": 2, "models": []}', '["a list"]'])
+def test_unreadable_user_catalogue_keeps_the_builtins(model_env, text):
+    model_env.mkdir(parents=True, exist_ok=True)
+    (model_env / "catalog.user.json").write_text(text)
+    catalog = models.load_catalog()
+    assert set(catalog.entries) == set(TS_IDS) | {"medsegai_ct_demo"}
+    assert len(catalog.problems) == 1 and str(model_env / "catalog.user.json") in catalog.problems[0]
+    assert "none of its models are listed" in catalog.problems[0].lower()
+
+
+def test_bad_site_entry_is_skipped_but_a_broken_builtin_catalogue_is_an_error(model_env, tmp_path, monkeypatch):
+    res = tmp_path / "res" / "Models"
+    res.mkdir(parents=True)
+    (res / "catalog.json").write_text(json.dumps({"schema_version": 1, "models": [
+        catalog_entry("builtin_one", urls=["https://example.org/b.zip"])]}))
+    bad = catalog_entry("site_bad", urls=["not a url"])
+    (res / "catalog.user.json").write_text(json.dumps({"schema_version": 1, "models": [
+        bad, catalog_entry("site_good", urls=["https://example.org/s.zip"])]}))
+    monkeypatch.setenv("MEDSEGAI_RESOURCES", str(tmp_path / "res"))
+    catalog = models.load_catalog()
+    assert set(catalog.entries) == {"builtin_one", "site_good"} and catalog.get("site_good").origin == "site"
+    assert catalog.problems == [f"Skipped the entry models[0] ('site_bad') of the model catalogue "
+                                f"{res / 'catalog.user.json'}: 'urls' must be a non-empty list of http(s) URLs."]
+    (res / "catalog.json").write_text(json.dumps({"schema_version": 1, "models": [bad]}))
+    with pytest.raises(CatalogError, match=r"catalog.json is invalid: models\[0\] \('site_bad'\): 'urls'"):
         models.load_catalog()
+
+
+def test_panel_choices_list_the_good_entries_and_say_what_was_skipped(model_env, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "MedSegAI"))
+    from MedSegAILib.model_choices import load_choices
+
+    bad = catalog_entry("broken", urls=["https://example.org/b.zip"])
+    del bad["license"]
+    user = write_user_catalog(model_env, [bad, catalog_entry("my_model", urls=["https://example.org/m.zip"])])
+    choices, problem = load_choices()
+    keys = [c.key for c in choices]
+    assert "task:total" in keys and "model:medsegai_ct_demo" in keys and "model:my_model" in keys
+    assert "model:broken" not in keys
+    assert "models[0] ('broken')" in problem and str(user) in problem and "license" in problem
     (model_env / "catalog.user.json").write_text("{not json")
-    with pytest.raises(CatalogError, match="not valid JSON"):
-        models.load_catalog()
+    choices, problem = load_choices()
+    assert "task:total" in [c.key for c in choices] and "model:medsegai_ct_demo" in [c.key for c in choices]
+    assert "not valid JSON" in problem and str(user) in problem
 
 
 def test_resources_env_override(model_env, tmp_path, monkeypatch):
@@ -139,6 +204,19 @@ def test_source_checkout_resources_are_found(model_env):
     assert resources.builtin_catalog_path() == CATALOG
     assert resources.schema_path() == SCHEMA
     assert read_catalog_file(CATALOG, "builtin")[0].id == "medsegai_ct_demo"
+    assert resource_dir() == REPO / "Resources"
+    assert resource_path("Models", "medsegai_ct_demo") == REPO / "Resources" / "Models" / "medsegai_ct_demo"
+
+
+def test_resource_path_looks_item_by_item(model_env, tmp_path, monkeypatch):
+    (tmp_path / "res" / "Models").mkdir(parents=True)
+    (tmp_path / "res" / "Models" / "catalog.json").write_text("{}")
+    monkeypatch.setenv("MEDSEGAI_RESOURCES", str(tmp_path / "res"))
+    assert resource_dirs()[0] == tmp_path / "res" and resource_dir() == tmp_path / "res"
+    assert resource_path("Models", "catalog.json") == tmp_path / "res" / "Models" / "catalog.json"
+    # Not in the override: the next candidate's copy, and for what no candidate has, the first one's path.
+    assert resource_path("Models", "medsegai_ct_demo") == REPO / "Resources" / "Models" / "medsegai_ct_demo"
+    assert resource_path("nowhere.txt") == tmp_path / "res" / "nowhere.txt"
 
 
 def test_cache_dir_env_then_setting_then_default(model_env, tmp_path, monkeypatch):

@@ -101,10 +101,10 @@ def locate(model_id: str, catalog: Optional[Catalog] = None, layout: Optional[Ca
     return ModelStatus(entry, model_id, None, "missing", accepted)
 
 
-def list_models(layout: Optional[CacheLayout] = None) -> List[ModelStatus]:
+def list_models(layout: Optional[CacheLayout] = None, catalog: Optional[Catalog] = None) -> List[ModelStatus]:
     """Every catalogue model plus models in the cache that no catalogue lists."""
     layout = layout or _layout()
-    catalog = load_catalog(layout)
+    catalog = catalog if catalog is not None else load_catalog(layout)
     out = [locate(e.id, catalog, layout) for e in catalog]
     if layout.models.is_dir():
         for d in sorted(layout.models.iterdir()):

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..atomic import atomic_write_json
+
 HOME_ENV = "MEDSEGAI_HOME"
 CONFIG_ENV = "MEDSEGAI_CONFIG_DIR"  # mainly for tests; defaults to the platform's config folder
 SETTINGS_NAME = "settings.json"
@@ -63,12 +65,7 @@ def write_setting(key: str, value: Optional[str]) -> Path:
         data.pop(key, None)
     else:
         data[key] = value
-    path = settings_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_json(settings_path(), data)
 
 
 def set_cache_dir_setting(path: Optional[os.PathLike]) -> None:

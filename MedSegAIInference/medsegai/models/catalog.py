@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+from ..atomic import atomic_write_json
 from . import resources
 from .cache import CacheLayout
 from .errors import CatalogError, ModelNotFoundError
@@ -88,6 +89,7 @@ class ModelEntry:
 class Catalog:
     entries: Dict[str, ModelEntry] = field(default_factory=dict)
     sources: List[Path] = field(default_factory=list)
+    problems: List[str] = field(default_factory=list)  # site/user entries or files skipped, one message each
 
     def __iter__(self) -> Iterator[ModelEntry]:
         return iter(self.entries.values())
@@ -106,6 +108,8 @@ class Catalog:
         if entry is None:
             close = [m for m in self.entries if model_id.lower() in m.lower()]
             hint = f" Did you mean: {', '.join(close[:5])}?" if close else " See `medsegai models list`."
+            # The model asked for may be one of the skipped entries: say why it is not listed.
+            hint += "".join(f" {p}" for p in self.problems)
             raise ModelNotFoundError(f"No model '{model_id}' in the catalogue.{hint}")
         return entry
 
@@ -259,19 +263,55 @@ def _entry_from_dict(m: dict, base_dir: Path, origin: str) -> ModelEntry:
     )
 
 
-def read_catalog_file(path: Path, origin: str) -> List[ModelEntry]:
-    path = Path(path)
+def _read_json(path: Path):
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise CatalogError(f"Cannot read the model catalogue {path}: {exc.strerror or exc}.") from None
     except ValueError as exc:
         raise CatalogError(f"The model catalogue {path} is not valid JSON: {exc}.") from None
+
+
+def read_catalog_file(path: Path, origin: str) -> List[ModelEntry]:
+    """Every entry of a catalogue file; any rule violation rejects the whole file."""
+    path = Path(path)
+    doc = _read_json(path)
     errs = validate_catalog_document(doc)
     if errs:
         shown = "; ".join(errs[:8]) + (f"; and {len(errs) - 8} more" if len(errs) > 8 else "")
         raise CatalogError(f"The model catalogue {path} is invalid: {shown}.")
     return [_entry_from_dict(m, path.parent, origin) for m in doc["models"]]
+
+
+def read_catalog_file_lenient(path: Path, origin: str) -> Tuple[List[ModelEntry], List[str]]:
+    """(valid entries, one message per skipped entry) of a site or user catalogue.
+
+    These files are edited by hand, so one bad entry must not hide the others (or the built-in
+    models). A file that cannot be read as a catalogue at all is skipped with one message.
+    """
+    path = Path(path)
+    try:
+        doc = _read_json(path)
+    except CatalogError as exc:
+        return [], [f"{exc} None of its models are listed."]
+    top = validate_catalog_document(dict(doc, models=[])) if isinstance(doc, dict) else []
+    if top or not isinstance(doc, dict) or not isinstance(doc.get("models"), list):
+        errs = top or validate_catalog_document(doc)
+        return [], [f"The model catalogue {path} is invalid ({'; '.join(errs[:5])}); none of its models are listed."]
+    entries: List[ModelEntry] = []
+    problems: List[str] = []
+    seen = set()
+    for i, m in enumerate(doc["models"]):
+        mid = m.get("id") if isinstance(m, dict) else None
+        where = f"models[{i}] ('{mid}')" if isinstance(mid, str) else f"models[{i}]"
+        errs = _model_errors(m, f"models[{i}]") or ([f"{where}: duplicate id"] if mid in seen else [])
+        if errs:
+            reasons = "; ".join(e[len(where):].lstrip(".: ") if e.startswith(where) else e for e in errs[:5])
+            problems.append(f"Skipped the entry {where} of the model catalogue {path}: {reasons}.")
+            continue
+        seen.add(mid)
+        entries.append(_entry_from_dict(m, path.parent, origin))
+    return entries, problems
 
 
 def catalog_files(layout: Optional[CacheLayout] = None) -> List[Tuple[Path, str]]:
@@ -288,9 +328,16 @@ def catalog_files(layout: Optional[CacheLayout] = None) -> List[Tuple[Path, str]
 
 
 def load_catalog(layout: Optional[CacheLayout] = None) -> Catalog:
+    """The merged catalogue. The built-in file is strict (a broken one is a packaging error); bad
+    site or user entries are skipped and described in ``Catalog.problems``."""
     catalog = Catalog()
     for path, origin in catalog_files(layout):
-        for entry in read_catalog_file(path, origin):
+        if origin == "builtin":
+            entries = read_catalog_file(path, origin)
+        else:
+            entries, problems = read_catalog_file_lenient(path, origin)
+            catalog.problems += problems
+        for entry in entries:
             catalog.entries[entry.id] = entry
         catalog.sources.append(path)
     return catalog
@@ -346,8 +393,6 @@ def structures_from_dataset_json(dataset: dict) -> Tuple[Structure, ...]:
 
 def add_user_entry(entry_dict: dict, layout: Optional[CacheLayout] = None) -> Path:
     """Add or replace one entry in the user catalogue (validated before writing, written atomically)."""
-    import os
-
     layout = layout or CacheLayout.current()
     path = layout.user_catalog
     doc = {"schema_version": SCHEMA_VERSION, "models": []}
@@ -361,8 +406,4 @@ def add_user_entry(entry_dict: dict, layout: Optional[CacheLayout] = None) -> Pa
     errs = validate_catalog_document(doc)
     if errs:
         raise CatalogError(f"Cannot update the user catalogue {path}: {'; '.join(errs[:5])}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_json(path, doc)

@@ -75,7 +75,10 @@ def register(subparsers) -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------- handlers
 
 def _cmd_list(args) -> int:
-    statuses = api.list_models()
+    catalog = api.load_catalog()
+    for problem in catalog.problems:  # on stderr, so `--json` output stays parseable
+        print(f"warning: {problem}", file=sys.stderr)
+    statuses = api.list_models(catalog=catalog)
     if args.json:
         print(json.dumps([
             {"id": s.model_id, "where": s.where, "location": str(s.location) if s.location else None,

@@ -25,6 +25,7 @@ from typing import Callable, Optional
 import requests
 import urllib3
 
+from ..atomic import atomic_write_json
 from ..errors import CancelledError
 from ..progress import CancelToken, ProgressCallback, ProgressEvent
 from .cache import read_settings
@@ -94,7 +95,7 @@ def _read_sidecar(dest: Path) -> dict:
 
 
 def _write_sidecar(dest: Path, data: dict) -> None:
-    _sidecar(dest).write_text(json.dumps(data), encoding="utf-8")
+    atomic_write_json(_sidecar(dest), data, indent=None)
 
 
 def discard_partial(dest: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 
+from ..atomic import atomic_write_json
 from ..progress import CancelToken
 from .errors import ChecksumError
 
@@ -91,8 +92,7 @@ class Manifest:
     files: Dict[str, FileRecord] = field(default_factory=dict)
 
     def write(self, folder: Path) -> None:
-        d = asdict(self)
-        (Path(folder) / MANIFEST_NAME).write_text(json.dumps(d, indent=2), encoding="utf-8")
+        atomic_write_json(Path(folder) / MANIFEST_NAME, asdict(self))
 
     @classmethod
     def read(cls, folder: Path) -> Optional["Manifest"]:
@@ -126,10 +126,7 @@ class TrustStore:
         return d
 
     def _write(self, d: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(d, indent=2), encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write_json(self.path, d)
 
     @staticmethod
     def archive_key(model_id: str, version: str) -> str:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Optional
 
 
+from ..atomic import atomic_write_json
 from .cache import CacheLayout
 from .catalog import LicenseInfo, ModelEntry
 from .errors import LicenseNotAcceptedError
@@ -70,9 +70,7 @@ def record_acceptance(entry: ModelEntry, layout: Optional[CacheLayout] = None) -
             "fingerprint": license_fingerprint(entry.license),
             "accepted_at": now_iso(),
         }
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(d, indent=2), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_json(path, d)
 
 
 def ensure_license_accepted(entry: ModelEntry, accept: bool, layout: Optional[CacheLayout] = None) -> None:

@@ -10,13 +10,12 @@ learned only some of TotalSegmentator's structures.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from ..atomic import atomic_path, atomic_write_text
 from .plans_writer import CONFIGURATION, PLANS_NAME, TRAINER_NAME
 
 NEVER_LOGIT = -1000.0  # representable in fp16; softmax gives exactly 0 next to any real logit
@@ -64,22 +63,8 @@ def _to_half_shared(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_model_folder(folder: Path, plans: dict, dataset: dict, state: Dict[str, torch.Tensor],

@@ -18,12 +18,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..atomic import atomic_write_text
 from ..inference.device import select_device
 from ..nnunet.network import build_network
 from ..nnunet.plans import CANONICAL_RAS, INPUT_ORIENTATION_KEY, parse_model_config
 from .dataset import LabelMap, check_cases, find_pairs, load_cases, load_label_map
 from .errors import TrainingConfigError, TrainingDataError
-from .export import atomic_write_text, model_folder_name, write_model_folder, _atomic_save
+from .export import model_folder_name, write_model_folder, _atomic_save
 from .memory import check_memory
 from .plans_writer import (CONFIGURATION, ArchitectureOptions, check_consecutive, foreground_intensity_properties,
                            make_dataset_json, make_plans)

@@ -1,0 +1,58 @@
+"""Atomic file writes: a reader sees the old file or the new one, never a half-written one.
+
+Standard library only: Slicer's GUI process imports this where torch and SimpleITK may be missing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+# Writers such as SimpleITK pick the file format from the name, so the temp keeps the whole suffix.
+_DOUBLE_SUFFIXES = (".seg.nrrd", ".nii.gz")
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return next((s for s in _DOUBLE_SUFFIXES if name.endswith(s)), path.suffix)
+
+
+def _new_temp(target: Path) -> Path:
+    while True:
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part{_suffix(target)}")
+        try:
+            # Not mkstemp: its 0600 mode would stay on the renamed file; os.open honours the umask.
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new temporary path beside ``path`` with the same suffix; rename it into place on success.
+
+    On any failure inside the block (or in the rename) the temp is removed and ``path`` is untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _new_temp(target)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)  # after a successful rename there is nothing left to remove
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding=encoding)
+    return Path(path)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: Optional[int] = 2) -> Path:
+    # Serialised first: an object json cannot encode fails before any file is touched.
+    return atomic_write_text(path, json.dumps(obj, indent=indent))
