@@ -3,74 +3,40 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 from .io.image import Image
 from .io.read import read_image
 from .progress import CancelToken, ProgressCallback
 from .result import SegmentationResult
+from .run_request import RunRequest, RunRequestError, request_from_options
 
 ImageLike = Union[Image, str, os.PathLike]
 
 
-def segment(
-    image: ImageLike,
-    *,
-    model: Optional[Union[str, os.PathLike]] = None,
-    task: Optional[str] = None,
-    quality: str = "normal",
-    roi_subset: Optional[Sequence[str]] = None,
-    folds: Optional[Sequence[int]] = None,
-    device: str = "auto",
-    threads: Optional[int] = None,
-    tile_step: Optional[float] = None,
-    mode: str = "auto",
-    precision: str = "auto",
-    return_probabilities: bool = False,
-    uncertainty: Optional[str] = None,
-    uncertainty_passes: int = 8,
-    progress: Optional[ProgressCallback] = None,
-    cancel: Optional[CancelToken] = None,
-) -> SegmentationResult:
-    """Segment a 3D CT/MR image.
+def segment(image: ImageLike, request: Optional[RunRequest] = None, *, progress: Optional[ProgressCallback] = None,
+            cancel: Optional[CancelToken] = None, **options) -> SegmentationResult:
+    """Segment a 3D CT/MR image (one call; to run many images on one model, use :class:`Predictor`).
 
     image: an :class:`Image`, or a path to a NIfTI/NRRD/MHA file or a DICOM series folder.
-    model: an nnU-Net v2 result folder (``<trainer>__<plans>__<config>/``), a folder holding
-        several of them, or a catalogue model id. ``task`` picks TotalSegmentator's task logic
-        (``"total"``, ``"total_mr"``) with ``quality`` ``normal|fast|fastest``.
-    roi_subset: structure names to keep; other labels are dropped, and multi-part tasks run only
-        the parts that hold them (cropped to the region found by the low-resolution model).
-    device: ``auto`` (CUDA when available), ``cuda``, ``cuda:N`` or ``cpu``.
-    mode: ``nnunet`` (exactly nnU-Net v2's predictor pipeline), ``totalseg`` (exactly
-        TotalSegmentator's: resample the input to the model spacing first, tile step 0.8) or
-        ``auto`` (``totalseg`` for TotalSegmentator tasks, ``nnunet`` otherwise).
-    precision: ``auto`` (fp16 autocast on CUDA as nnU-Net does, fp32 on the CPU), ``fp32``, ``fp16`` or
-        ``bf16`` (CPU autocast through oneDNN: faster on AVX-512 BF16/AMX CPUs, not bit-exact).
-    uncertainty: ``None`` or ``entropy|tta|mcdropout|ensemble``.
+    options: the fields of :class:`medsegai.RunRequest` (or ``request=`` one), among them
+        ``model`` (an nnU-Net v2 result folder, a folder holding several, or a catalogue id),
+        ``task`` (TotalSegmentator's ``"total"``/``"total_mr"``) with ``quality``
+        ``normal|fast|fastest``, ``roi_subset``, ``device`` (``auto|cpu|cuda|cuda:N``), ``mode``
+        (``nnunet``: exactly nnU-Net v2's predictor; ``totalseg``: exactly TotalSegmentator's; ``auto``),
+        ``precision`` (``auto|fp32|fp16|bf16``), ``folds``, ``tile_step``, ``threads``,
+        ``return_probabilities`` and ``uncertainty`` (``entropy|tta|mcdropout|ensemble``).
     progress / cancel: see :mod:`medsegai.progress`; a cancelled run raises CancelledError.
     """
-    from .inference.pipeline import run_segmentation
+    from .predictor import Predictor
 
+    if request is not None and options:
+        raise RunRequestError("Pass the run options either as a request or as keywords, not both.")
+    request = (request or request_from_options(options)).validate()
     if not isinstance(image, Image):
-        image = read_image(image)
-    return run_segmentation(
-        image,
-        model=model,
-        task=task,
-        quality=quality,
-        roi_subset=roi_subset,
-        folds=folds,
-        device=device,
-        threads=threads,
-        tile_step=tile_step,
-        mode=mode,
-        precision=precision,
-        return_probabilities=return_probabilities,
-        uncertainty=uncertainty,
-        uncertainty_passes=uncertainty_passes,
-        progress=progress,
-        cancel=cancel,
-    )
+        image = read_image(image)  # a bad image fails before any model is loaded
+    predictor = Predictor(request=request, progress=progress, cancel=cancel)
+    return predictor.predict(image, request=request, progress=progress, cancel=cancel)
 
 
 def write_outputs(

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import List, Optional
 
 from . import __version__
-from .errors import CancelledError, MedSegAIError
+from .errors import MedSegAIError, exit_status
 from .progress import CancelToken, ProgressEvent
+from .run_request import MODES, PRECISIONS, UNCERTAINTY_METHODS, RunRequest
 
 
 class ProgressPrinter:
@@ -51,7 +52,7 @@ def _add_segment_parser(sub) -> None:
     p = sub.add_parser("segment", help="segment a CT/MR volume", description="Segment a 3D CT or MR image.")
     p.add_argument("-i", "--input", required=True, help="NIfTI/NRRD/MHA file or DICOM series folder")
     p.add_argument("-o", "--output", required=True,
-                   help="output folder, or a .nii/.nii.gz file path for the multi-label map")
+                   help="output folder, or one label file: a path ending in .seg.nrrd, .nii.gz, .nii or .nrrd")
     p.add_argument("-ta", "--task", default=None, help="TotalSegmentator task, e.g. 'total' (default: bundled model)")
     p.add_argument("-m", "--model", default=None,
                    help="nnU-Net v2 result folder, a folder of model folders (with --task), or a catalogue id")
@@ -65,12 +66,12 @@ def _add_segment_parser(sub) -> None:
     p.add_argument("-nt", "--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--folds", nargs="+", default=None, help="folds to ensemble (default: all present)")
     p.add_argument("--step-size", type=float, default=None, help="sliding-window tile step (0..1]")
-    p.add_argument("--mode", choices=("auto", "nnunet", "totalseg"), default="auto",
+    p.add_argument("--mode", choices=MODES, default="auto",
                    help="pipeline to match exactly: nnU-Net's predictor or TotalSegmentator's")
-    p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="auto: fp16 autocast on CUDA, fp32 on CPU; bf16 uses AVX-512/AMX on recent CPUs")
     p.add_argument("--probabilities", action="store_true", help="also write per-class probabilities (.npz)")
-    p.add_argument("--uncertainty", choices=("entropy", "tta", "mcdropout", "ensemble"), default=None,
+    p.add_argument("--uncertainty", choices=UNCERTAINTY_METHODS, default=None,
                    help="write a voxel uncertainty map and a per-segment confidence CSV")
     p.add_argument("--uncertainty-passes", type=int, default=8, help="passes for tta / mcdropout")
     p.add_argument("--preview", action="store_true", help="write a PNG preview (axial/coronal/sagittal)")
@@ -78,30 +79,34 @@ def _add_segment_parser(sub) -> None:
     p.set_defaults(func=_cmd_segment)
 
 
-def _cmd_segment(args) -> int:
-    from .api import segment
-    from .io.read import read_image
+def _request_from_args(args) -> RunRequest:
+    quality = "fast" if args.fast else "fastest" if args.fastest else "normal"
+    return RunRequest(
+        task=args.task, model=args.model, quality=quality, roi_subset=args.roi_subset, folds=args.folds,
+        device=args.device, threads=args.threads, tile_step=args.step_size, mode=args.mode,
+        precision=args.precision, return_probabilities=args.probabilities, uncertainty=args.uncertainty,
+        uncertainty_passes=args.uncertainty_passes,
+    ).validate()
 
+
+def _cmd_segment(args) -> int:
+    from .io.read import read_image
+    from .outputs import output_target
+    from .predictor import Predictor
+
+    request = _request_from_args(args)  # a bad option fails before the image is read
+    target = output_target(args.output)
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     printer = ProgressPrinter(args.quiet)
-    quality = "fast" if args.fast else "fastest" if args.fastest else "normal"
     try:
         image = read_image(args.input)
-        result = segment(
-            image, model=args.model, task=args.task, quality=quality, roi_subset=args.roi_subset,
-            folds=args.folds, device=args.device, threads=args.threads, tile_step=args.step_size, mode=args.mode,
-            precision=args.precision, return_probabilities=args.probabilities, uncertainty=args.uncertainty,
-            uncertainty_passes=args.uncertainty_passes, progress=printer, cancel=cancel,
-        )
+        predictor = Predictor(request=request, progress=printer, cancel=cancel)
+        result = predictor.predict(image, request=request, progress=printer, cancel=cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
         printer.close()
-    out = Path(args.output)
-    single_file = out.name.endswith((".nii", ".nii.gz"))
-    out_dir = out.parent if single_file else out
-    stem = out.name[: -len(".nii.gz")] if out.name.endswith(".nii.gz") else (out.stem if single_file else "segmentation")
-    written = _write_outputs(args, image, result, out_dir, stem, single_file)
+    written = _write_outputs(args, image, result, target)
     if not args.quiet:
         for kind, path in written.items():
             print(f"{kind}: {path}")
@@ -109,6 +114,8 @@ def _cmd_segment(args) -> int:
         print(f"device: {result.device}; {t}")
         for note in result.notes:
             print(f"note: {note}")
+    for warning in result.warnings:  # also with --quiet: the result may be wrong
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -120,7 +127,7 @@ def _outputs_present(out_dir: Path) -> set:
     return found
 
 
-def _write_outputs(args, image, result, out_dir: Path, stem: str, single_file: bool) -> dict:
+def _write_outputs(args, image, result, target) -> dict:
     """Write every requested file; if any write fails or Ctrl-C arrives, remove what this run wrote.
 
     Each file is written atomically, but a run stopped between two files would otherwise leave a
@@ -128,13 +135,13 @@ def _write_outputs(args, image, result, out_dir: Path, stem: str, single_file: b
     """
     from .outputs import write_result_files, write_structure_masks
 
+    out_dir, stem = target.folder, target.stem
     created_dir = not out_dir.exists()
     before = _outputs_present(out_dir)
     try:
-        # A file path asks for that one multi-label file (TotalSegmentator's --ml -o file.nii.gz).
-        written = write_result_files(result, out_dir, stem=stem, seg_nrrd=not single_file,
-                                     labels_csv=not single_file, probabilities=args.probabilities)
-        if not single_file and not args.ml:
+        written = write_result_files(result, out_dir, stem=stem, probabilities=args.probabilities,
+                                     label_suffix=target.label_suffix)
+        if not target.single_file and not args.ml:
             written["masks"] = write_structure_masks(result, out_dir)
         if args.preview:
             from .preview import write_preview
@@ -153,18 +160,36 @@ def _write_outputs(args, image, result, out_dir: Path, stem: str, single_file: b
     return written
 
 
+SUBCOMMAND_MODULES = ("medsegai.models.cli", "medsegai.training.cli", "medsegai.demo")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medsegai", description="MedSegAI model runner")
     parser.add_argument("--version", action="version", version=f"medsegai {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_segment_parser(sub)
-    for module in ("medsegai.models.cli", "medsegai.training.cli", "medsegai.demo", "medsegai.service.cli"):
+    for module in SUBCOMMAND_MODULES:
         try:
             mod = __import__(module, fromlist=["register"])
-        except ImportError:
-            continue  # optional parts of the package not installed
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] == "medsegai":
+                raise  # our own module is broken: that is a bug, not an optional part
+            _register_unavailable(sub, module, exc.name)
+            continue
         mod.register(sub)
     return parser
+
+
+def _register_unavailable(sub, module: str, missing: str) -> None:
+    """A subcommand whose third-party dependency is not installed says so when it is called."""
+    name = {"medsegai.training.cli": "train", "medsegai.models.cli": "models", "medsegai.demo": "demo"}[module]
+
+    def unavailable(_args) -> int:
+        raise MedSegAIError(f"'medsegai {name}' needs the Python package '{missing}': pip install {missing}")
+
+    p = sub.add_parser(name, help=f"(unavailable: needs {missing})", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=unavailable)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -175,18 +200,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except CancelledError as exc:
-        print(f"medsegai: {exc} No output was written.", file=sys.stderr)
-        return 130
-    except MedSegAIError as exc:
-        print(f"medsegai: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("medsegai: interrupted.", file=sys.stderr)
-        return 130
-    except OSError as exc:  # disk full, permission denied, output path is a file...: no traceback
-        print(f"medsegai: error: {exc}", file=sys.stderr)
-        return 1
+    except BaseException as exc:  # noqa: B902 - exit_status decides; anything else is a bug and raises
+        status = exit_status(exc)
+        if status is None:
+            raise
+        print(f"medsegai: {status[1]}", file=sys.stderr)
+        return status[0]
 
 
 if __name__ == "__main__":

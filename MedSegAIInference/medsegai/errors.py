@@ -28,3 +28,21 @@ class DeviceError(MedSegAIError):
 
 class CancelledError(MedSegAIError):
     """The run was cancelled through its cancel token."""
+
+
+def exit_status(exc: BaseException):
+    """``(exit code, one-line message)`` for an error a user can cause, else None (a bug: let it raise).
+
+    The one mapping every command-line entry point uses: 1 for an error, 130 for a cancel or Ctrl+C.
+    """
+    if isinstance(exc, CancelledError):
+        return 130, f"{exc} No output was written."
+    if isinstance(exc, KeyboardInterrupt):
+        return 130, "interrupted; no output was written."
+    if isinstance(exc, MedSegAIError):
+        return 1, f"error: {exc}"
+    if isinstance(exc, MemoryError):
+        return 1, "error: the computer ran out of memory. Try quality 'fast' or 'fastest', or a structure subset."
+    if isinstance(exc, OSError):  # disk full, permission denied, output path is a file...: no traceback
+        return 1, f"error: {exc}"
+    return None

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -12,10 +13,46 @@ from .io.write import atomic_path, write_image
 from .result import SegmentationResult
 
 
+# An output path with one of these endings is that one label file; anything else is a folder.
+LABEL_FILE_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd")
+
+
+@dataclass(frozen=True)
+class OutputTarget:
+    """Where a run's files go: a folder of outputs, or one label file (plus its side files beside it,
+    named after the file's stem: ``<stem>_uncertainty.nii.gz``, ``<stem>_confidence.csv``, ...)."""
+    folder: Path
+    stem: str
+    label_suffix: Optional[str] = None  # one of LABEL_FILE_SUFFIXES; None: a folder
+
+    @property
+    def single_file(self) -> bool:
+        return self.label_suffix is not None
+
+
+def output_target(path, default_stem: str = "segmentation") -> OutputTarget:
+    path = Path(path)
+    name = path.name.lower()
+    for suffix in LABEL_FILE_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return OutputTarget(path.parent, path.name[: -len(suffix)], suffix)
+    return OutputTarget(path, default_stem)
+
+
 def write_result_files(result: SegmentationResult, out_dir: Path, *, stem: str = "segmentation", nifti: bool = True,
-                       seg_nrrd: bool = True, probabilities: bool = False, labels_csv: bool = True) -> Dict[str, Path]:
+                       seg_nrrd: bool = True, probabilities: bool = False, labels_csv: bool = True,
+                       label_suffix: Optional[str] = None) -> Dict[str, Path]:
+    """The result's files in ``out_dir``; ``label_suffix`` writes the labels as that one file instead
+    of the NIfTI + .seg.nrrd pair (an :class:`OutputTarget` that is a single file)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written: Dict[str, Path] = {}
+    if label_suffix is not None:
+        nifti = seg_nrrd = labels_csv = False
+        path = out_dir / f"{stem}{label_suffix}"
+        if label_suffix == ".seg.nrrd":
+            written["seg_nrrd"] = write_seg_nrrd(result.labels, result.segments, path)
+        else:
+            written["nifti" if label_suffix.startswith(".nii") else "nrrd"] = write_image(result.labels, path)
     if nifti:
         written["nifti"] = write_image(result.labels, out_dir / f"{stem}.nii.gz")
     if seg_nrrd:

@@ -29,6 +29,9 @@ class SegmentationResult:
     device: str = "cpu"
     # Human-readable notes about fallbacks taken (CUDA OOM -> CPU, fewer tiles per batch, ...).
     notes: List[str] = field(default_factory=list)
+    # Plain sentences saying the result is unreliable (scan outside the model's body region, most
+    # segments flagged low-confidence): shown by the CLI, the worker and the Slicer panel.
+    warnings: List[str] = field(default_factory=list)
 
     def present_segments(self) -> List[SegmentInfo]:
         values = set(np.unique(self.labels.array).tolist())

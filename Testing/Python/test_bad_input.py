@@ -18,7 +18,7 @@ import SimpleITK as sitk
 import torch
 
 import medsegai
-from medsegai import DeviceError, Image, InvalidImageError, InvalidModelError, MedSegAIError
+from medsegai import DeviceError, Image, InvalidImageError, InvalidModelError, MedSegAIError, RunRequestError
 from medsegai.cli import main
 
 # ---------------------------------------------------------------------------------------------
@@ -267,8 +267,8 @@ def test_missing_model_folder(tmp_path, tiny_image):
 
 
 OPTION_CASES = {
-    "unknown_device": (dict(device="tpu"), ["--device", "tpu"], DeviceError, r"Unknown device 'tpu'"),
-    "zero_threads": (dict(threads=0), ["--threads", "0"], DeviceError, r"threads must be at least 1"),
+    "unknown_device": (dict(device="tpu"), ["--device", "tpu"], RunRequestError, r"Unknown device 'tpu'"),
+    "zero_threads": (dict(threads=0), ["--threads", "0"], RunRequestError, r"threads must be at least 1"),
     "roi_typo": (dict(roi_subset=["livr"]), ["--roi-subset", "livr"], MedSegAIError,
                  r"Unknown structure\(s\) for this model: 'livr' \(did you mean liver\?\)"),
 }

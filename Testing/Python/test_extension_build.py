@@ -203,11 +203,12 @@ def test_installed_tree_segments_on_its_own(standalone):
 
 def test_installed_worker_runs_a_job(standalone):
     from medsegai.service.events import decode_event
+    from medsegai.run_request import RunRequest
     from medsegai.service.job import JobSpec
 
     out_dir = standalone.work / "worker-out"
-    job = JobSpec(input_path=str(standalone.crop), output_dir=str(out_dir), model="medsegai_ct_demo",
-                  device="cpu", threads=2).write(standalone.work / "job.json")
+    job = JobSpec(input_path=str(standalone.crop), output_dir=str(out_dir),
+                  run=RunRequest(model="medsegai_ct_demo", device="cpu", threads=2)).write(standalone.work / "job.json")
     proc = _run([sys.executable, "-m", "medsegai.service.worker", job], cwd=standalone.work, env=standalone.env)
     events = [decode_event(line) for line in proc.stdout.splitlines()]
     assert events and events[-1].kind == "result", proc.stdout[-2000:]

@@ -8,6 +8,7 @@ import pytest
 import medsegai
 from medsegai.models import locate
 from medsegai.models.requirements import fetch_missing, missing_models, models_for_run
+from medsegai.run_request import RunRequest
 from medsegai.service import JobSpec, WorkerProcess
 from models_support.fixtures import model_env, server  # noqa: F401 (pytest fixtures)
 from models_support.served_model import SERVED, served_model  # noqa: F401 (pytest fixture)
@@ -83,15 +84,19 @@ def test_fetch_missing_downloads_once(served_model, server):
 
 def test_worker_downloads_what_the_job_allows_then_segments(served_model, server, ct_file, tmp_path, worker_env):
     path, image = ct_file
-    spec = JobSpec(input_path=str(path), output_dir=str(tmp_path / "refused"), model=served_model, device="cpu")
-    final = WorkerProcess(spec, tmp_path / "job0.json", env=worker_env).start().wait(timeout=120)
+    worker = WorkerProcess(env=worker_env)
+    run = RunRequest(model=served_model, device="cpu")
+    spec = JobSpec(input_path=str(path), output_dir=str(tmp_path / "refused"), run=run)
+    final = worker.submit(spec).wait(timeout=120)
     assert final.kind == "error" and "not installed" in final.get("message")
     assert server.gets(f"/{served_model}.zip") == []
 
-    spec = JobSpec(input_path=str(path), output_dir=str(tmp_path / "out"), model=served_model, device="cpu",
-                   download_models=True)
+    spec = JobSpec(input_path=str(path), output_dir=str(tmp_path / "out"), run=run, download_models=True)
     seen = []
-    final = WorkerProcess(spec, tmp_path / "job.json", env=worker_env).start().wait(timeout=180, on_event=seen.append)
+    try:
+        final = worker.submit(spec).wait(timeout=180, on_event=seen.append)
+    finally:
+        worker.shutdown()
     assert final.kind == "result", final.data
     assert "download" in {e.get("stage") for e in seen if e.kind == "progress"}
     assert locate(served_model).available

@@ -14,7 +14,8 @@ import pytest
 import medsegai
 from medsegai.io.image import Image
 from medsegai.io.read import read_image
-from medsegai.uncertainty import NoDropoutError, SingleFoldError, UncertaintyError, UnknownMethodError
+from medsegai import RunRequestError
+from medsegai.uncertainty import NoDropoutError, SingleFoldError
 from medsegai.uncertainty.measures import entropy_terms, normalise_entropy
 
 CROP = (slice(4, 28), slice(20, 84), slice(25, 97))  # abdomen of example_ct_sm, 24 x 64 x 72 voxels
@@ -116,9 +117,10 @@ def test_requests_the_model_cannot_honour_fail_before_any_network_pass(ct, small
         with pytest.raises(error, match=text):
             _run(ct, small_model, uncertainty=method, progress=events.append)
         assert not _tiles(events), f"{method}: the network ran before the refusal"
-    with pytest.raises(UnknownMethodError, match="use entropy, tta, mcdropout, ensemble"):
+    # Option errors are the run request's, found before the image is read.
+    with pytest.raises(RunRequestError, match="use entropy, tta, mcdropout, ensemble"):
         _run(ct, small_model, uncertainty="bayes")
-    with pytest.raises(UncertaintyError, match="at least 2 passes"):
+    with pytest.raises(RunRequestError, match="at least 2 passes"):
         _run(ct, small_model, uncertainty="tta", uncertainty_passes=1)
 
 

@@ -6,6 +6,19 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .crop import paste
+
+
+def softmax_slabs_(scores: torch.Tensor, slab: int = 8) -> torch.Tensor:
+    """In-place softmax over axis 0 of (K, X, Y, Z) scores, ``slab`` X-slices at a time.
+
+    The fp32 working copy is one slab, not the whole tensor; the result keeps the input dtype.
+    """
+    for x0 in range(0, scores.shape[1], slab):
+        part = scores[:, x0:x0 + slab].float()
+        scores[:, x0:x0 + slab] = torch.softmax(part, 0).to(scores.dtype)
+    return scores
+
 
 class ProbabilitySink:
     """Receives score chunks (classes, grid) and turns them into fp16 softmax probabilities."""
@@ -23,21 +36,9 @@ class ProbabilitySink:
             self.scores = torch.empty((self.num_classes, *chunk.shape[1:]), dtype=torch.float16)
         self.scores[class_indices[0]:class_indices[-1] + 1] = chunk.to(torch.float16)
 
-    def softmax_(self, slab: int = 8) -> torch.Tensor:
-        """In-place softmax over classes, a few slices at a time so no fp32 copy of everything exists."""
-        s = self.scores
-        for z in range(0, s.shape[1], slab):
-            part = s[:, z:z + slab].float()
-            s[:, z:z + slab] = torch.softmax(part, 0).to(torch.float16)
-        return s
-
     def finish(self, grid, image_shape: Tuple[int, ...], box=None) -> np.ndarray:
-        probs = self.softmax_().numpy()
-        out = np.zeros((self.num_classes, *image_shape), dtype=np.float16)
-        if box is not None:
-            out[0] = 1.0  # outside the cropped region everything is background
-        target = (slice(None), *box) if box is not None else (slice(None),)
+        probs = softmax_slabs_(self.scores).numpy()
         mapped = np.stack([grid.to_input(p) for p in probs])
-        out[target] = mapped
         self.scores = None
-        return out
+        # outside the cropped region everything is background
+        return paste(mapped, box, image_shape, fill=[1.0] + [0.0] * (self.num_classes - 1), leading=1)

@@ -43,7 +43,7 @@ def _window(model: LoadedModel, opts: RunOptions) -> WindowSettings:
 
 def _networks(model: LoadedModel, opts: RunOptions):
     idx = list(opts.fold_indices) if opts.fold_indices is not None else list(range(len(model.folds)))
-    return [model.make_network(i, opts.device) for i in idx]
+    return [model.network(i, opts.device) for i in idx]
 
 
 def run_model(model: LoadedModel, image: Image, opts: RunOptions, reporter: Reporter,

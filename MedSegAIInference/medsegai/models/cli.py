@@ -14,7 +14,6 @@ import sys
 import threading
 from typing import Iterator, List, Optional
 
-from ..errors import CancelledError, MedSegAIError
 from ..progress import CancelToken, ProgressEvent
 from . import api
 from .cache import cache_dir, set_cache_dir_setting, settings_path
@@ -239,23 +238,11 @@ def _cmd_cache_dir(args) -> int:
 
 # ----------------------------------------------------------------------------- entry point
 
-def run(args) -> int:
-    """Run a parsed ``models`` command, turning MedSegAI errors into a message and an exit code."""
-    try:
-        return args.func(args)
-    except CancelledError as exc:
-        print(f"Cancelled: {exc}", file=sys.stderr)
-        return 130
-    except MedSegAIError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-
-
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="medsegai")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return run(args)
+    """``python -m medsegai.models.cli ...`` is ``medsegai models ...`` (one error and exit-code mapping)."""
+    from ..cli import main as medsegai_main
+
+    return medsegai_main(["models", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

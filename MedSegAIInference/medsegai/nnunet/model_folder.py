@@ -26,6 +26,21 @@ class LoadedModel:
     state_dicts: List[Dict[str, torch.Tensor]] = field(repr=False)
     mirror_axes: Optional[Tuple[int, ...]]  # spatial axes (0..2) the trainer allows mirroring on
     dropout_p: float = 0.0
+    # Networks already built, by (fold index, device): a Predictor runs many images on one model.
+    _networks: Dict[Tuple[int, str], torch.nn.Module] = field(default_factory=dict, repr=False, compare=False)
+
+    def network(self, fold_index: int = 0, device: torch.device = torch.device("cpu")) -> torch.nn.Module:
+        """The fold's network on ``device`` in eval mode, built on first use and kept."""
+        key = (fold_index, str(device))
+        net = self._networks.get(key)
+        if net is None:
+            net = self._networks[key] = self.make_network(fold_index, device)
+        return net
+
+    def release_networks(self, device_type: Optional[str] = None) -> None:
+        """Drop the kept networks (all, or those on one device type, e.g. after CUDA ran out of memory)."""
+        for key in [k for k in self._networks if device_type is None or k[1].split(":")[0] == device_type]:
+            del self._networks[key]
 
     def make_network(self, fold_index: int = 0, device: torch.device = torch.device("cpu")) -> torch.nn.Module:
         net = build_network(self.config.network, self.config.num_input_channels, self.config.num_classes)
@@ -61,6 +76,6 @@ def load_model_folder(path: Path, folds: Optional[Sequence] = None) -> LoadedMod
 
         config.network = replace(config.network, dropout_p=dropout_p)
     model = LoadedModel(path, trainer, config, fold_names, state_dicts, mirror_axes, config.network.dropout_p)
-    # Build once now so a plans/checkpoint mismatch is reported at load time, not mid-run.
-    model.make_network(0)
+    # Build now so a plans/checkpoint mismatch is reported at load time, not mid-run.
+    model.network(0)
     return model

@@ -1,12 +1,17 @@
-"""The caller's side of a worker process: launch, stream events, cancel, never block.
+"""The caller's side of the worker that stays: submit jobs, stream their events, cancel, never block.
 
-Reader threads turn stdout/stderr lines into :class:`WorkerEvent` objects on a queue; the caller
-drains it with :meth:`WorkerProcess.poll` from its own loop (a Qt timer in Slicer). A cancel asks
-politely (cancel file + SIGTERM) and kills the process if it has not stopped within the grace
-period, so a long tile on the CPU cannot delay the cancel.
+:class:`WorkerProcess` starts ``python -m medsegai.service.worker --serve`` on the first job and
+keeps it for the next ones (the model stays loaded there). Reader threads turn its stdout into
+:class:`WorkerEvent` objects; the caller drains them with :meth:`JobHandle.poll` from its own
+loop (a Qt timer in Slicer), which routes each event to its job. A cancel asks the worker to stop
+the job and kills the worker if the job has not ended within the grace period, so a long tile on
+the CPU cannot delay it. A worker that dies or stops sending heartbeats ends its jobs with a
+clear error; the next job starts a new worker.
 """
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import queue
 import subprocess
@@ -14,16 +19,16 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 from .events import WorkerEvent, decode_event
 from .job import JobSpec
 
 CANCEL_GRACE_S = 1.5
-# A worker that has sent its final event but is still alive after this is killed (e.g. a hung
-# CUDA tear-down): its result is already on disk.
-EXIT_GRACE_S = 5.0
+# Heartbeats come every 2 s, also while a job computes; this much silence means a hung worker.
+HEARTBEAT_TIMEOUT_S = 30.0
 STDERR_TAIL = 20
+_ids = itertools.count(1)
 
 
 def _runner_root() -> str:
@@ -31,143 +36,268 @@ def _runner_root() -> str:
     return str(Path(__file__).resolve().parents[2])
 
 
-def worker_command(spec_path, python: Optional[str] = None) -> List[str]:
-    return [python or sys.executable, "-m", "medsegai.service.worker", str(spec_path)]
+def worker_command(python: Optional[str] = None, idle_timeout_s: Optional[float] = None) -> List[str]:
+    cmd = [python or sys.executable, "-m", "medsegai.service.worker", "--serve"]
+    if idle_timeout_s is not None:
+        cmd += ["--idle-timeout", str(idle_timeout_s)]
+    return cmd
 
 
-class WorkerProcess:
-    def __init__(self, spec: JobSpec, spec_path, python: Optional[str] = None,
-                 env: Optional[Dict[str, str]] = None):
-        self.spec = spec
-        self.spec_path = Path(spec_path)
-        self.python = python
-        self.extra_env = dict(env or {})
-        self._proc: Optional[subprocess.Popen] = None
-        self._queue: "queue.Queue[WorkerEvent]" = queue.Queue()
-        self._readers: List[threading.Thread] = []
-        self._stderr_tail: List[str] = []
-        self._final: Optional[WorkerEvent] = None
-        self._pending_final: Optional[WorkerEvent] = None  # received, but the process is still exiting
-        self._kill_at: Optional[float] = None
-        self.cancel_requested = False
+class _Process:
+    """One generation of the worker: the OS process, its pipes and its event queue."""
 
-    # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> "WorkerProcess":
-        self.spec.write(self.spec_path)
-        env = dict(os.environ)
-        env.update(self.extra_env)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_runner_root(), env.get("PYTHONPATH", "")) if p)
-        env["PYTHONUNBUFFERED"] = "1"
+    def __init__(self, command: List[str], env: Dict[str, str]):
         kwargs = {}
         if os.name == "posix":
             kwargs["start_new_session"] = True  # a Ctrl+C in the caller's terminal is not our cancel
         else:
             kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) | getattr(
                 subprocess, "CREATE_NO_WINDOW", 0)
-        self._proc = subprocess.Popen(
-            worker_command(self.spec_path, self.python), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace", bufsize=1, env=env,
-            **kwargs,
-        )
-        for stream, is_err in ((self._proc.stdout, False), (self._proc.stderr, True)):
-            t = threading.Thread(target=self._read, args=(stream, is_err), daemon=True)
-            t.start()
-            self._readers.append(t)
-        return self
+        self.popen = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            encoding="utf-8", errors="replace", bufsize=1, env=env, **kwargs)
+        self.events: "queue.Queue[WorkerEvent]" = queue.Queue()
+        self.stderr_tail: List[str] = []
+        self.last_heard = time.monotonic()
+        self.broken = False
+        self.hung = False  # killed for sending no heartbeat
+        self.readers = [threading.Thread(target=self._read, args=(s, e), daemon=True)
+                        for s, e in ((self.popen.stdout, False), (self.popen.stderr, True))]
+        for r in self.readers:
+            r.start()
 
     def _read(self, stream, is_err: bool) -> None:
         for line in stream:
+            self.last_heard = time.monotonic()
             if is_err:
                 text = line.rstrip("\r\n")
-                self._stderr_tail = (self._stderr_tail + [text])[-STDERR_TAIL:]
-                self._queue.put(WorkerEvent("log", {"level": "stderr", "message": text}))
+                self.stderr_tail = (self.stderr_tail + [text])[-STDERR_TAIL:]
+                self.events.put(WorkerEvent("log", {"level": "stderr", "message": text}))
             else:
-                self._queue.put(decode_event(line))
+                self.events.put(decode_event(line))
         stream.close()
 
     @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+    def alive(self) -> bool:
+        return self.popen.poll() is None
 
     @property
-    def returncode(self) -> Optional[int]:
-        return None if self._proc is None else self._proc.poll()
+    def drained(self) -> bool:
+        """Exited, and every line it wrote has been read."""
+        return not self.alive and not any(r.is_alive() for r in self.readers) and self.events.empty()
+
+    def send(self, request: dict) -> bool:
+        if self.broken or not self.alive:
+            return False
+        try:
+            self.popen.stdin.write(json.dumps(request) + "\n")
+            self.popen.stdin.flush()
+            return True
+        except (OSError, ValueError):  # the worker died: its pipe is closed
+            self.broken = True
+            return False
+
+    def kill(self) -> None:
+        if self.alive:
+            try:
+                self.popen.kill()
+            except OSError:
+                pass
+
+
+class JobHandle:
+    """One submitted job: its events, its cancel and its one final event."""
+
+    def __init__(self, worker: "WorkerProcess", process: _Process, job_id: str, spec: JobSpec):
+        self.worker = worker
+        self.process = process
+        self.job_id = job_id
+        self.spec = spec
+        self.events: List[WorkerEvent] = []
+        self.final_event: Optional[WorkerEvent] = None
+        self.cancel_requested = False
+        self.kill_at: Optional[float] = None
 
     @property
     def finished(self) -> bool:
-        return self._final is not None
+        return self.final_event is not None
 
-    @property
-    def final_event(self) -> Optional[WorkerEvent]:
-        return self._final
+    def poll(self) -> List[WorkerEvent]:
+        """Events since the last call; the last one is the final event once the job has ended."""
+        self.worker.poll()
+        out, self.events = self.events, []
+        return out
 
     def cancel(self, grace_s: float = CANCEL_GRACE_S) -> None:
-        """Ask the worker to stop; :meth:`poll` kills it if it is still alive after ``grace_s``."""
-        if self._proc is None or self.cancel_requested:
+        """Ask the worker to stop this job; :meth:`poll` kills the worker if it has not within ``grace_s``."""
+        if self.finished or self.cancel_requested:
             return
         self.cancel_requested = True
-        if self.spec.cancel_file:
-            try:
-                Path(self.spec.cancel_file).touch()
-            except OSError:
-                pass
-        if self.running:
-            try:
-                self._proc.terminate()  # SIGTERM: the worker turns it into a cancel token
-            except OSError:
-                pass
-        self._kill_at = time.monotonic() + grace_s
+        self.process.send({"op": "cancel", "job_id": self.job_id})
+        self.kill_at = time.monotonic() + grace_s
+        self.worker.poll()
 
-    # -- events ---------------------------------------------------------------------------------
-    def poll(self) -> List[WorkerEvent]:
-        """Events since the last call; ends with exactly one final event once the worker is gone."""
-        events: List[WorkerEvent] = []
-        if self._kill_at is not None and self.running and time.monotonic() >= self._kill_at:
-            self._proc.kill()
-        while True:
-            try:
-                ev = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if ev.final:
-                if self._pending_final is None:
-                    self._pending_final = ev
-                    if self._kill_at is None or self._kill_at > time.monotonic() + EXIT_GRACE_S:
-                        self._kill_at = time.monotonic() + EXIT_GRACE_S
-            else:
-                events.append(ev)
-        if self._final is not None or self._proc is None or self._proc.poll() is None:
-            return events
-        # The final event is delivered only once the process has exited: "done" then means that
-        # nothing of the run is still alive (its temporary files can go, a new run can start).
-        if self._pending_final is not None:
-            self._final = self._pending_final
-        elif not any(r.is_alive() for r in self._readers) and self._queue.empty():
-            self._final = self._synthesized_final()
-        if self._final is not None:
-            events.append(self._final)
-        return events
-
-    def _synthesized_final(self) -> WorkerEvent:
-        if self.cancel_requested:
-            return WorkerEvent("cancelled", {"message": "The run was cancelled."})
-        tail = "\n".join(self._stderr_tail[-5:])
-        return WorkerEvent("error", {
-            "error_type": "WorkerCrashed",
-            "message": f"The segmentation process stopped unexpectedly (exit code {self.returncode})."
-                       + (f"\n{tail}" if tail else ""),
-        })
-
-    def wait(self, timeout: Optional[float] = None, on_event=None, interval: float = 0.05) -> WorkerEvent:
-        """Block until the final event (for scripts and tests); ``on_event`` sees every event."""
+    def wait(self, timeout: Optional[float] = None, on_event: Optional[Callable[[WorkerEvent], None]] = None,
+             interval: float = 0.05) -> WorkerEvent:
+        """Block until the final event (for scripts and tests); ``on_event`` sees every event.
+        Past ``timeout`` the job is cancelled (and its worker killed) and the wait goes on for the end."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             for ev in self.poll():
                 if on_event is not None:
                     on_event(ev)
-            if self._final is not None:
-                return self._final
+            if self.final_event is not None:
+                return self.final_event
             if deadline is not None and time.monotonic() > deadline:
                 self.cancel(grace_s=0.0)
                 deadline = None
             time.sleep(interval)
+
+    def _finish(self, event: WorkerEvent) -> None:
+        if self.final_event is None:
+            self.final_event = event
+            self.events.append(event)
+
+
+class WorkerProcess:
+    """The worker that stays, seen from the caller; safe to use from one thread (the GUI's)."""
+
+    def __init__(self, python: Optional[str] = None, env: Optional[Dict[str, str]] = None,
+                 idle_timeout_s: Optional[float] = None, heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S):
+        self.python = python
+        self.extra_env = dict(env or {})
+        self.idle_timeout_s = idle_timeout_s
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self._process: Optional[_Process] = None
+        self._jobs: Dict[str, JobHandle] = {}
+        self.info: Dict[str, object] = {}  # the worker's "ready" event: pid, version, protocol
+        self.replies: Dict[str, WorkerEvent] = {}
+        self.log: List[str] = []
+        self.starts = 0  # how many worker processes were started (tests, benchmarks)
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.alive
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self._process.popen.pid if self.running else None
+
+    def start(self) -> "WorkerProcess":
+        if self.running:
+            return self
+        env = dict(os.environ)
+        env.update(self.extra_env)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_runner_root(), env.get("PYTHONPATH", "")) if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        self._process = _Process(worker_command(self.python, self.idle_timeout_s), env)
+        self.info = {}
+        self.starts += 1
+        return self
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop the worker (cancelling its job); killed if it has not exited within ``timeout``."""
+        proc = self._process
+        if proc is None:
+            return
+        proc.send({"op": "shutdown"})
+        try:
+            proc.popen.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.popen.wait(timeout=timeout)
+        deadline = time.monotonic() + 1.0
+        while not proc.drained and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.poll()
+        self._process = None
+
+    # -- requests -------------------------------------------------------------------------------------
+    def submit(self, spec: JobSpec) -> JobHandle:
+        spec.validate()
+        if not self.running or self._process.broken:
+            self.start()
+        job_id = f"job-{os.getpid()}-{next(_ids)}"
+        job = JobHandle(self, self._process, job_id, spec)
+        self._jobs[job_id] = job
+        if not self._process.send({"op": "run", "job_id": job_id, "job": spec.to_dict()}):
+            self.poll()  # the worker died at once: the job ends with the crash message
+        return job
+
+    def request(self, op: str, timeout: float = 10.0, **data) -> WorkerEvent:
+        """A request that gets a ``reply`` (``ping``, and the session requests to come); blocks."""
+        if not self.running:
+            self.start()
+        request_id = f"req-{next(_ids)}"
+        if not self._process.send({"op": op, "request_id": request_id, **data}):
+            raise ConnectionError("The worker process is not running.")
+        deadline = time.monotonic() + timeout
+        while request_id not in self.replies:
+            self.poll()
+            if not self.running and self._process is not None and self._process.drained:
+                raise ConnectionError(f"The worker process stopped (exit code {self._process.popen.returncode}).")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"The worker did not answer '{op}' within {timeout:.0f} s.")
+            time.sleep(0.01)
+        return self.replies.pop(request_id)
+
+    # -- events ---------------------------------------------------------------------------------------
+    def poll(self) -> None:
+        """Route the worker's events to their jobs; end the jobs of a dead, hung or killed worker."""
+        proc = self._process
+        if proc is None:
+            return
+        now = time.monotonic()
+        for job in self._jobs.values():
+            if job.kill_at is not None and now >= job.kill_at and not job.finished:
+                proc.kill()  # the job did not stop in time; the next job starts a new worker
+        if proc.alive and now - proc.last_heard > self.heartbeat_timeout_s:
+            self.log.append(f"The worker sent nothing for {self.heartbeat_timeout_s:.0f} s; it was stopped.")
+            proc.kill()
+            proc.hung = True
+        while True:
+            try:
+                ev = proc.events.get_nowait()
+            except queue.Empty:
+                break
+            self._route(ev)
+        if proc.drained:
+            for job in list(self._jobs.values()):
+                if job.process is proc and not job.finished:
+                    job._finish(self._lost(job, proc))
+            self._jobs = {k: j for k, j in self._jobs.items() if not j.finished}
+
+    def _route(self, ev: WorkerEvent) -> None:
+        job = self._jobs.get(ev.get("job_id")) if ev.get("job_id") else None
+        if job is not None:
+            if ev.final:
+                job._finish(ev)
+                del self._jobs[job.job_id]
+            else:
+                job.events.append(ev)
+        elif ev.kind == "ready":
+            self.info = dict(ev.data)
+        elif ev.kind == "reply":
+            self.replies[str(ev.get("request_id"))] = ev
+        elif ev.kind == "log":
+            self.log.append(str(ev.get("message", "")))
+            self.log = self.log[-200:]
+            for j in self._jobs.values():  # a library's output during a job belongs to that job's log
+                j.events.append(ev)
+
+    def _lost(self, job: JobHandle, proc: _Process) -> WorkerEvent:
+        if job.cancel_requested:
+            return WorkerEvent("cancelled", {"message": "The run was cancelled."})
+        if proc.hung:
+            return WorkerEvent("error", {"error_type": "WorkerHung", "message": (
+                f"The segmentation process stopped responding for {self.heartbeat_timeout_s:.0f} s and was "
+                "stopped. Run again to start a new one.")})
+        tail = "\n".join(proc.stderr_tail[-5:])
+        return WorkerEvent("error", {"error_type": "WorkerCrashed", "message": (
+            f"The segmentation process stopped unexpectedly (exit code {proc.popen.returncode}). "
+            "Run again to start a new one." + (f"\n{tail}" if tail else ""))})

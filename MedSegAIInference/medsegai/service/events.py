@@ -1,8 +1,10 @@
 """What a worker tells its caller: one JSON object per stdout line.
 
-Kinds: ``progress`` (stage, fraction, message), ``log`` (level, message), ``result`` (outputs,
-segments, timings, notes, device), ``error`` (error_type, message) and ``cancelled``. Anything
-else on stdout (a library printing) is passed on as a ``log`` event rather than lost.
+Job events carry the ``job_id`` of their job: ``progress`` (stage, fraction, message), ``log``
+(level, message), and one final ``result`` (outputs, segments, timings, notes, warnings,
+device), ``error`` (error_type, message) or ``cancelled``. Worker events: ``ready`` (pid, version,
+protocol), ``heartbeat`` (busy job id), ``reply`` (request_id, ok, ...) and ``exit`` (reason).
+Anything else on stdout (a library printing) is passed on as a ``log`` event rather than lost.
 """
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict
 
-KINDS = ("progress", "log", "result", "error", "cancelled")
+KINDS = ("progress", "log", "result", "error", "cancelled", "ready", "heartbeat", "reply", "exit")
+FINAL_KINDS = ("result", "error", "cancelled")
+PROTOCOL_VERSION = 2  # bumped whenever a request or an event changes meaning
 PREFIX = "@medsegai "  # marks our lines among whatever else a library prints to stdout
 
 
@@ -21,7 +25,7 @@ class WorkerEvent:
 
     @property
     def final(self) -> bool:
-        return self.kind in ("result", "error", "cancelled")
+        return self.kind in FINAL_KINDS
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.data.get(key, default)

@@ -1,87 +1,61 @@
-"""The job spec: everything a worker needs to run one segmentation, as a small JSON document."""
+"""The job spec: one run request plus the paths and permissions a worker needs, as JSON."""
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Any, Dict, Union
 
+from ..atomic import atomic_write_text
 from ..errors import MedSegAIError
+from ..run_request import RunRequest, RunRequestError
 
-SPEC_VERSION = 1
-QUALITIES = ("normal", "fast", "fastest")
+SPEC_VERSION = 2
 
 
 class JobSpecError(MedSegAIError):
-    """The job file is missing, unreadable or asks for something the runner cannot do."""
+    """The job is malformed or asks for something the runner cannot do."""
 
 
 @dataclass
 class JobSpec:
     input_path: str  # NIfTI/NRRD file or DICOM folder, on the grid the result must come back on
     output_dir: str  # created by the worker; outputs are renamed into place when complete
-    model: Optional[str] = None  # model folder or catalogue id
-    task: Optional[str] = None  # TotalSegmentator task logic ("total", "total_mr")
-    quality: str = "normal"
-    roi_subset: Optional[List[str]] = None
-    device: str = "auto"
-    threads: Optional[int] = None
-    uncertainty: Optional[str] = None  # entropy | tta | mcdropout | ensemble
-    uncertainty_passes: int = 8  # passes for tta / mcdropout
-    confidence_threshold: Optional[float] = None  # Soft Dice Confidence below this flags a segment
+    run: RunRequest = field(default_factory=RunRequest)
     # Download the catalogue models the run needs and lacks (the user agreed to it); licences that
     # must be accepted are accepted only with accept_licenses.
     download_models: bool = False
     accept_licenses: bool = False
-    # The worker polls this path and cancels when it appears: works where signals do not (Windows).
-    cancel_file: Optional[str] = None
     output_stem: str = "segmentation"
-    version: int = field(default=SPEC_VERSION)
+    version: int = SPEC_VERSION
 
-    def validate(self) -> None:
+    def validate(self) -> "JobSpec":
         if self.version != SPEC_VERSION:
             raise JobSpecError(f"Job spec version {self.version} is not supported (expected {SPEC_VERSION}).")
         if not self.input_path:
             raise JobSpecError("The job names no input image.")
         if not self.output_dir:
             raise JobSpecError("The job names no output folder.")
-        if self.model is None and self.task is None:
-            raise JobSpecError("The job names neither a model nor a task.")
-        if self.quality not in QUALITIES:
-            raise JobSpecError(f"Unknown quality {self.quality!r}; use one of {', '.join(QUALITIES)}.")
-        if self.roi_subset is not None and not all(isinstance(n, str) and n for n in self.roi_subset):
-            raise JobSpecError("The structure subset must be a list of structure names.")
-        if self.threads is not None and int(self.threads) < 1:
-            raise JobSpecError("threads must be at least 1.")
-        if self.uncertainty is not None:
-            from ..uncertainty import METHODS
-
-            if self.uncertainty not in METHODS:
-                raise JobSpecError(f"Unknown uncertainty method {self.uncertainty!r}; use one of {', '.join(METHODS)}.")
-        if int(self.uncertainty_passes) < 2:
-            raise JobSpecError("uncertainty_passes must be at least 2.")
-        if self.confidence_threshold is not None and not 0.0 <= float(self.confidence_threshold) <= 1.0:
-            raise JobSpecError("confidence_threshold must be between 0 and 1.")
-
-    # -- JSON -----------------------------------------------------------------------------------
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "JobSpec":
-        if not isinstance(data, dict):
-            raise JobSpecError("The job file does not hold a JSON object.")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise JobSpecError(f"The job file has unknown field(s): {', '.join(unknown)}.")
+        if not isinstance(self.run, RunRequest):
+            raise JobSpecError("The job's run options are missing.")
         try:
-            spec = cls(**data)
-        except TypeError as e:
-            raise JobSpecError(f"The job file is incomplete: {e}.") from None
-        spec.validate()
-        return spec
+            self.run.validate()
+        except RunRequestError as e:
+            raise JobSpecError(str(e)) from None
+        return self
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["run"] = self.run.to_dict()
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    def write(self, path: Union[str, os.PathLike]) -> Path:
+        self.validate()
+        return atomic_write_text(path, self.to_json())
 
     @classmethod
     def read(cls, path: Union[str, os.PathLike]) -> "JobSpec":
@@ -93,11 +67,19 @@ class JobSpec:
             raise JobSpecError(f"The job file {path} cannot be read: {e}.") from None
         return cls.from_dict(data)
 
-    def write(self, path: Union[str, os.PathLike]) -> Path:
-        self.validate()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+    @classmethod
+    def from_dict(cls, data: Any) -> "JobSpec":
+        if not isinstance(data, dict):
+            raise JobSpecError("The job is not a JSON object.")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise JobSpecError(f"The job has unknown field(s): {', '.join(unknown)}.")
+        data = dict(data)
+        try:
+            data["run"] = RunRequest.from_dict(data.get("run", {}))
+            spec = cls(**data)
+        except RunRequestError as e:
+            raise JobSpecError(str(e)) from None
+        except TypeError as e:
+            raise JobSpecError(f"The job is incomplete: {e}.") from None
+        return spec.validate()

@@ -35,13 +35,14 @@ def dice_per_structure(pred: np.ndarray, ref: np.ndarray, names: Dict[int, str],
 
 def validate(cases: List[Case], plans: dict, dataset: dict, state: Dict[str, torch.Tensor], trained: List[int],
              label_map: LabelMap, device: torch.device) -> Dict[str, Dict[str, float]]:
-    from ..api import segment
+    from ..predictor import Predictor
 
     results = {}
     with tempfile.TemporaryDirectory(prefix="medsegai-val-") as tmp:
         folder = write_model_folder(Path(tmp) / model_folder_name(), plans, dataset, state, trained, fp16=False)
+        predictor = Predictor(model=folder, device=str(device))  # loaded once for every held-out case
         for c in cases:
-            res = segment(c.image, model=folder, device=str(device))
+            res = predictor.predict(c.image)
             results[c.name] = dice_per_structure(res.labels.array, c.label, label_map.names, trained,
                                                  label_map.ignore_value)
     return results

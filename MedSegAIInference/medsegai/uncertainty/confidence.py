@@ -13,7 +13,7 @@ from typing import Dict, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-DEFAULT_CONFIDENCE_THRESHOLD = 0.8  # Soft Dice Confidence below this flags a segment for review
+from ..run_request import DEFAULT_CONFIDENCE_THRESHOLD
 
 
 class SoftDiceSums:

@@ -9,16 +9,7 @@ import math
 
 import torch
 
-
-def softmax_slabs_(scores: torch.Tensor, slab: int = 8) -> torch.Tensor:
-    """In-place softmax over axis 0 of (K, X, Y, Z) scores, ``slab`` X-slices at a time.
-
-    The fp32 working copy is one slab, not the whole tensor; the result keeps the input dtype.
-    """
-    for x0 in range(0, scores.shape[1], slab):
-        part = scores[:, x0:x0 + slab].float()
-        scores[:, x0:x0 + slab] = torch.softmax(part, 0).to(scores.dtype)
-    return scores
+from ..inference.probabilities import softmax_slabs_  # noqa: F401 - part of the measures' API
 
 
 def entropy_terms(probs: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ dropout on or off. Passes are run one after the other and reduced into running s
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
@@ -18,10 +19,9 @@ from ..inference.single_model import RunOptions
 from ..inference.sliding_window import WindowSettings, predict_logits
 from ..nnunet.model_folder import LoadedModel
 from ..progress import Reporter
+from ..run_request import MAX_UNCERTAINTY_PASSES as MAX_MC_PASSES, UNCERTAINTY_METHODS as METHODS
 from .errors import NoDropoutError, SingleFoldError, UncertaintyError, UnknownMethodError
 
-METHODS = ("entropy", "tta", "mcdropout", "ensemble")
-MAX_MC_PASSES = 64
 
 
 @dataclass(frozen=True)
@@ -99,15 +99,20 @@ def plan_passes(model: LoadedModel, opts: RunOptions, method: str, passes: int) 
     raise UnknownMethodError(method)  # unreachable: check_method covers it
 
 
-def _networks(model: LoadedModel, spec: PassSpec, device: torch.device) -> List[torch.nn.Module]:
-    nets = [model.make_network(i, device) for i in spec.folds]
-    if spec.dropout:
-        for net in nets:
-            # Monte Carlo dropout: only the dropout layers sample; norms keep their inference behaviour.
-            for m in net.modules():
-                if isinstance(m, torch.nn.modules.dropout._DropoutNd):
-                    m.train()
-    return nets
+@contextlib.contextmanager
+def _networks(model: LoadedModel, spec: PassSpec, device: torch.device):
+    """The pass's networks; for Monte Carlo dropout only the dropout layers sample (norms keep their
+    inference behaviour), and the kept networks are back in eval mode afterwards."""
+    nets = [model.network(i, device) for i in spec.folds]
+    dropouts = [m for net in nets for m in net.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+    try:
+        if spec.dropout:
+            for m in dropouts:
+                m.train()
+        yield nets
+    finally:
+        for m in dropouts:
+            m.eval()
 
 
 def run_pass(model: LoadedModel, data: np.ndarray, opts: RunOptions, spec: PassSpec, reporter: Reporter,
@@ -124,8 +129,8 @@ def run_pass(model: LoadedModel, data: np.ndarray, opts: RunOptions, spec: PassS
         x = np.ascontiguousarray(np.flip(data, dims))
     with torch.random.fork_rng(devices=[] if opts.device.type != "cuda" else [opts.device]):
         torch.manual_seed(1234 + spec.seed)  # reproducible dropout masks, caller's RNG untouched
-        scores = predict_logits(_networks(model, spec, opts.device), x, cfg.num_classes, settings, opts.device,
-                                reporter, stage=stage)
+        with _networks(model, spec, opts.device) as nets:
+            scores = predict_logits(nets, x, cfg.num_classes, settings, opts.device, reporter, stage=stage)
     if dims:
         scores = torch.flip(scores, dims)
     return scores

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..inference.probabilities import ProbabilitySink
+from ..inference.crop import paste
 from ..inference.case_preparation import PreparedCase, ScoreGrid, prepare_case
 from ..inference.single_model import RunOptions
 from ..io.image import Image
@@ -52,12 +53,9 @@ class MeanProbabilities:
             self.probs[c] = self.work_from_fine(probs_fine[j].numpy().astype(np.float16), 1.0 if c == 0 else 0.0)
 
     def finish(self, grid, image_shape, box=None) -> np.ndarray:  # same call as ProbabilitySink.finish
-        if box is None:
-            return self.probs
-        out = np.zeros((self.probs.shape[0], *image_shape), dtype=np.float16)
-        out[0] = 1.0  # outside the cropped region everything is background
-        out[(slice(None), *box)] = self.probs
-        return out
+        # outside the cropped region everything is background
+        fills = [1.0] + [0.0] * (self.probs.shape[0] - 1)
+        return paste(self.probs, box, image_shape, fill=fills, leading=1)
 
 
 @dataclass
@@ -71,11 +69,8 @@ class UncertaintyOutcome:
 
     def apply(self, result, image: Image, box=None) -> None:
         """Fill the result's uncertainty fields; ``box`` is the work image's place in ``image``."""
-        arr = self.map_work
+        arr = paste(np.asarray(self.map_work, dtype=np.float32), box, image.shape)
         if box is not None:
-            full = np.zeros(image.shape, dtype=np.float32)
-            full[box] = arr
-            arr = full
             self.notes.append("The uncertainty map covers the cropped region the structures were found in; "
                               "outside it the map is 0 (background decided by the low-resolution model).")
         result.uncertainty = image.with_array(np.ascontiguousarray(arr, dtype=np.float32))

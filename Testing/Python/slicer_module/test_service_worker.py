@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,19 +16,24 @@ import medsegai
 from medsegai.io.read import read_image
 from medsegai.io.seg_nrrd import read_seg_nrrd
 from medsegai.io.write import write_image
+from medsegai.run_request import RunRequest
 from medsegai.service import JobSpec, JobSpecError, WorkerProcess, decode_event, encode_event
 from real_data import REFERENCE, ct_and_labels
 
 
 def test_job_spec_round_trip_and_refusals(tmp_path):
-    spec = JobSpec(input_path="in.nrrd", output_dir="out", task="total", quality="fast", roi_subset=["liver"])
+    spec = JobSpec(input_path="in.nrrd", output_dir="out",
+                   run=RunRequest(task="total", quality="fast", roi_subset=["liver"], precision="fp32"))
     path = spec.write(tmp_path / "job.json")
     assert JobSpec.read(path) == spec
-    for bad, words in (({"quality": "best"}, "quality"), ({"roi_subset": [""]}, "subset"),
-                       ({"task": None}, "neither a model nor a task"), ({"colour": 1}, "unknown field")):
-        doc = {**json.loads(spec.to_json()), **bad}
+    assert [p.name for p in tmp_path.iterdir()] == ["job.json"]  # no temporary file left beside it
+    doc = json.loads(spec.to_json())
+    for bad, words in (({"run": {**doc["run"], "quality": "best"}}, "quality"),
+                       ({"run": {**doc["run"], "roi_subset": [""]}}, "subset"),
+                       ({"run": {**doc["run"], "qualty": "fast"}}, "Unknown run option"),
+                       ({"version": 1}, "version 1"), ({"colour": 1}, "unknown field")):
         with pytest.raises(JobSpecError, match=words):
-            JobSpec.from_dict(doc)
+            JobSpec.from_dict({**doc, **bad})
     with pytest.raises(JobSpecError, match="does not exist"):
         JobSpec.read(tmp_path / "missing.json")
 
@@ -62,16 +68,23 @@ def ct_file(data_dir, tmp_path):
     return path, crop
 
 
-def test_worker_runs_a_job_and_matches_the_in_process_runner(tiny_model, ct_file, tmp_path, worker_env):
+def _spec(path, out, model, **run):
+    return JobSpec(input_path=str(path), output_dir=str(out), run=RunRequest(model=str(model), device="cpu", **run))
+
+
+@pytest.fixture
+def worker(worker_env):
+    w = WorkerProcess(env=worker_env)
+    yield w
+    w.shutdown()
+
+
+def test_worker_stays_and_reuses_the_model(tiny_model, ct_file, tmp_path, worker):
     path, image = ct_file
-    spec = JobSpec(input_path=str(path), output_dir=str(tmp_path / "out"), model=str(tiny_model), device="cpu",
-                   threads=1, cancel_file=str(tmp_path / "cancel"))
-    proc = WorkerProcess(spec, tmp_path / "job.json", env=worker_env).start()
     seen = []
-    final = proc.wait(timeout=120, on_event=seen.append)
+    final = worker.submit(_spec(path, tmp_path / "out", tiny_model, threads=1)).wait(timeout=120, on_event=seen.append)
     assert final.kind == "result", final.data
-    stages = [e.get("stage") for e in seen if e.kind == "progress"]
-    assert stages[0] == "start" and "write" in stages
+    assert "write" in [e.get("stage") for e in seen if e.kind == "progress"]
     labels, segments = read_seg_nrrd(final.get("outputs")["seg_nrrd"])
     assert labels.same_grid(image)
     expected = medsegai.segment(image, model=str(tiny_model), device="cpu", threads=1)
@@ -79,32 +92,94 @@ def test_worker_runs_a_job_and_matches_the_in_process_runner(tiny_model, ct_file
     assert [s["name"] for s in final.get("segments")] == [s.name for s in expected.segments]
     # Only the finished folder is visible: no staging folder left beside it.
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []
+    assert not final.get("model_reused") and "load" in final.get("timings")
+
+    pid = worker.pid
+    second = worker.submit(_spec(path, tmp_path / "out2", tiny_model, threads=1, uncertainty="entropy")).wait(120)
+    assert second.kind == "result", second.data
+    assert worker.pid == pid and worker.starts == 1
+    assert second.get("model_reused") and "load" not in second.get("timings")
+    labels2, _ = read_seg_nrrd(second.get("outputs")["seg_nrrd"])
+    np.testing.assert_array_equal(labels2.array, labels.array)
+    reply = worker.request("ping")
+    assert reply.get("ok") and reply.get("busy") is None and reply.get("models") == [tiny_model.name]
 
 
-def test_worker_error_is_a_message_not_a_traceback(ct_file, tmp_path, worker_env):
+def test_worker_error_is_a_message_and_the_worker_goes_on(tiny_model, ct_file, tmp_path, worker):
     path, _ = ct_file
-    spec = JobSpec(input_path=str(path), output_dir=str(tmp_path / "out"), model=str(tmp_path / "no_such_model"),
-                   device="cpu")
-    final = WorkerProcess(spec, tmp_path / "job.json", env=worker_env).start().wait(timeout=120)
+    final = worker.submit(_spec(path, tmp_path / "out", tmp_path / "no_such_model")).wait(timeout=120)
     assert final.kind == "error"
     assert "no_such_model" in final.get("message") and "Traceback" not in final.get("message")
     assert not (tmp_path / "out").exists()
+    pid = worker.pid
+    assert worker.submit(_spec(path, tmp_path / "ok", tiny_model, threads=1)).wait(timeout=120).kind == "result"
+    assert worker.pid == pid
 
 
-def test_cancel_stops_the_worker_within_two_seconds(tiny_model, ct_file, tmp_path, worker_env):
+def test_cancel_stops_the_job_within_two_seconds(tiny_model, ct_file, tmp_path, worker):
     path, _ = ct_file
-    spec = JobSpec(input_path=str(path), output_dir=str(tmp_path / "out"), model=str(tiny_model), device="cpu",
-                   cancel_file=str(tmp_path / "cancel"))
-    proc = WorkerProcess(spec, tmp_path / "job.json", env=worker_env).start()
+    job = worker.submit(_spec(path, tmp_path / "out", tiny_model))
     deadline = time.monotonic() + 60
-    while not any(e.kind == "progress" for e in proc.poll()):
+    while not any(e.kind == "progress" and e.get("stage") == "predict" for e in job.poll()):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     t0 = time.monotonic()
-    proc.cancel()
-    final = proc.wait(timeout=30)
+    job.cancel()
+    final = job.wait(timeout=30)
     assert time.monotonic() - t0 < 2.5
     assert final.kind == "cancelled"
-    assert not proc.running
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+    # The next job runs, in this worker or (if it had to be killed) a new one.
+    assert worker.submit(_spec(path, tmp_path / "next", tiny_model, threads=1)).wait(timeout=120).kind == "result"
+
+
+def test_killed_worker_is_a_message_and_the_next_job_starts_a_new_one(tiny_model, ct_file, tmp_path, worker):
+    path, _ = ct_file
+    job = worker.submit(_spec(path, tmp_path / "out", tiny_model))
+    deadline = time.monotonic() + 60
+    while not any(e.kind == "progress" and e.get("stage") == "predict" for e in job.poll()):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(worker.pid, signal.SIGKILL)
+    final = job.wait(timeout=30)
+    assert final.kind == "error" and "stopped unexpectedly" in final.get("message")
+    assert not (tmp_path / "out").exists()
+    assert worker.submit(_spec(path, tmp_path / "next", tiny_model, threads=1)).wait(timeout=120).kind == "result"
+    assert worker.starts == 2
+
+
+def test_hung_worker_is_stopped_with_a_message(tiny_model, ct_file, tmp_path, worker_env):
+    path, _ = ct_file
+    worker = WorkerProcess(env=worker_env, heartbeat_timeout_s=4.0)
+    try:
+        job = worker.submit(_spec(path, tmp_path / "out", tiny_model))
+        worker.request("ping", timeout=60)  # started and answering
+        os.kill(worker.pid, signal.SIGSTOP)  # alive but silent, as a deadlocked process would be
+        final = job.wait(timeout=60)
+        assert final.kind == "error" and "stopped responding" in final.get("message")
+        assert not worker.running
+    finally:
+        worker.shutdown()
+
+
+def test_worker_exits_when_its_caller_goes_or_it_idles(worker_env):
+    w = WorkerProcess(env=worker_env, idle_timeout_s=1.0)
+    w.request("ping", timeout=60)
+    deadline = time.monotonic() + 30
+    while w.running:  # a heartbeat after the idle time ends it
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    w = WorkerProcess(env=worker_env)
+    w.request("ping", timeout=60)
+    w._process.popen.stdin.close()  # what Slicer exiting does to the pipe
+    w._process.popen.wait(timeout=30)
+    w = WorkerProcess(env=worker_env)
+    w.request("ping", timeout=60)
+    w.shutdown(timeout=30)
+    assert not w.running
+
+
+def test_unknown_request_gets_an_answer(worker):
+    reply = worker.request("fly", timeout=60)
+    assert reply.get("ok") is False and "Unknown request 'fly'" in reply.get("error")
