@@ -136,3 +136,20 @@ def test_fast_flag_reaches_the_pipeline(ct_crop, tmp_path, capsys):
     assert rc == 1 and "Traceback" not in err
     assert "297" in err or "3mm" in err, err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("name, kind", [("seg.seg.nrrd", "seg_nrrd"), ("seg.nii.gz", "nifti"), ("seg.nii", "nifti"),
+                                        ("seg.nrrd", "nrrd")])
+def test_output_path_with_a_label_suffix_is_that_file(name, kind, folder_run, small_model, ct_crop, tmp_path, capsys):
+    """A path ending in a label format is one file of that format, its side files beside it with its stem
+    (an output path ending in .seg.nrrd used to become a folder of that name)."""
+    out = tmp_path / "results" / name
+    _run(["segment", "-i", ct_crop, "-o", out, "--model", small_model, "--device", "cpu", "--uncertainty", "entropy",
+          "--preview", "-q"], capsys)
+    assert out.is_file(), f"{out} is not a file"
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted(
+        [name, "seg_uncertainty.nii.gz", "seg_confidence.csv", "seg_preview.png"])
+    reference = read_image(folder_run / "segmentation.nii.gz")
+    labels = read_seg_nrrd(out)[0] if kind == "seg_nrrd" else read_image(out)
+    assert labels.same_grid(reference, atol=1e-4)
+    np.testing.assert_array_equal(labels.array, reference.array)
