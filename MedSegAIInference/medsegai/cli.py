@@ -113,7 +113,8 @@ def _cmd_segment(args) -> int:
         t = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
         print(f"device: {result.device}; {t}")
         for note in result.notes:
-            print(f"note: {note}")
+            if note not in result.warnings:  # printed below as warnings, also with --quiet
+                print(f"note: {note}")
     for warning in result.warnings:  # also with --quiet: the result may be wrong
         print(f"warning: {warning}", file=sys.stderr)
     return 0

@@ -70,6 +70,8 @@ def run_demo(out_dir: Path, *, input_path: Optional[Path] = None, device: str = 
     names = {s.value: s.name for s in result.segments}
     found = [(names.get(int(v), str(v)), c * voxel_ml) for v, c in zip(values, counts) if v != 0]
     log(f"{len(found)} structures found: " + ", ".join(f"{n} {ml:.0f} ml" for n, ml in sorted(found, key=lambda t: -t[1])))
+    for warning in result.warnings:
+        log(f"warning: {warning}")
     log("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()) + f" on {result.device}")
     return written
 

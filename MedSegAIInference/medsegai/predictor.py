@@ -30,6 +30,7 @@ from .io.read import read_image
 from .io.segments import segments_from_names
 from .nnunet.model_folder import LoadedModel, load_model_folder
 from .progress import CancelToken, ProgressCallback, Reporter
+from .reliability import reliability_warnings
 from .result import SegmentationResult
 from .run_request import PREDICTOR_FIELDS, RunRequest, RunRequestError
 from .totalseg.tasks import TaskSpec, get_task
@@ -82,6 +83,14 @@ class Predictor:
             self._models[model_id] = loaded
             self._pending_load_s += time.perf_counter() - t
         return loaded
+
+    @property
+    def model_name(self) -> str:
+        """What the user asked for, for messages: the task, the catalogue id or the folder's name."""
+        r = self.request
+        if r.task:
+            return f"TotalSegmentator's {r.task} task"
+        return Path(r.model).name if r.model and os.sep in r.model else (r.model or DEFAULT_MODEL)
 
     @property
     def loaded_models(self) -> List[LoadedModel]:
@@ -178,6 +187,9 @@ class Predictor:
             result.probabilities = sink.finish(out.scores_grid, image.shape, box)
         if unc is not None:
             unc.apply(result, image, box)
+        result.warnings = reliability_warnings(image, models[0].config.body_regions, result.segment_confidence,
+                                               model_name=self.model_name)
+        result.notes.extend(result.warnings)
         reporter("done", 1.0, "finished")
         return result
 

@@ -52,7 +52,7 @@ def _part(module: str) -> str:
 
 # Which parts of the runner each part may import: a part never imports one built on top of it.
 RUNNER_BASE = {"errors", "progress", "atomic", "resources", "run_request", "io", "nnunet", "totalseg",
-               "terminology", "result", "system_memory", "body_region", "__version__"}
+               "terminology", "result", "system_memory", "body_region", "reliability", "__version__"}
 ALLOWED = {
     "inference": RUNNER_BASE | {"models"},  # the model manager finds installed models
     "uncertainty": RUNNER_BASE | {"inference"},

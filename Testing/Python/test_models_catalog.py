@@ -134,7 +134,7 @@ def test_bad_user_entry_is_skipped_and_named(model_env, capsys):
     with pytest.raises(ModelNotFoundError, match=r"models\[1\] \('x'\).*'modality'"):
         catalog.get("x")  # why the model asked for is not there
 
-    from medsegai.models.cli import main
+    from medsegai.cli import main
 
     assert main(["models", "list"]) == 0
     out, err = capsys.readouterr()

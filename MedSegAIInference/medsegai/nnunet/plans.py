@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import InvalidModelError
+from ..reliability import declared_body_regions
 
 _SUPPORTED_NETWORKS = ("PlainConvUNet", "ResidualEncoderUNet")
 
@@ -62,6 +63,9 @@ class ModelConfig:
     # MedSegAI-trained models see their input in the closest canonical (RAS) orientation, as
     # TotalSegmentator's do; plain nnU-Net models see the array as stored.
     canonical_input: bool = False
+    # The body regions the model was trained on (medsegai_body_regions), for the out-of-region
+    # warning; None: it declares none (nnU-Net's and TotalSegmentator's models).
+    body_regions: Optional[List[str]] = None
 
     @property
     def num_input_channels(self) -> int:
@@ -198,6 +202,7 @@ def parse_model_config(plans: dict, dataset: dict, configuration: str) -> ModelC
             channel_names={str(k): str(v) for k, v in channel_names.items()},
             file_ending=dataset.get("file_ending", ".nii.gz"),
             canonical_input=plans.get(INPUT_ORIENTATION_KEY) == CANONICAL_RAS,
+            body_regions=declared_body_regions(plans),
         )
     except InvalidModelError:
         raise

@@ -42,13 +42,17 @@ def register(sub) -> None:
                    help="probability that a patch is cut to a short/narrow field of view (padding outside)")
     p.add_argument("--air-margin-mm", type=float, default=0.0,
                    help="CT: surround each training case in-plane with this much air (for tightly cropped scans)")
+    p.add_argument("--body-region", nargs="+", default=None, metavar="REGION",
+                   choices=["head_neck", "thorax", "abdomen_pelvis", "whole_body"],
+                   help="body region(s) the training scans cover (head_neck, thorax, abdomen_pelvis, whole_body), "
+                        "written to plans.json as medsegai_body_regions so the runner can warn on scans outside them")
     p.add_argument("--fp32-weights", action="store_true", help="save float32 weights (default float16, half the size)")
     p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(args) -> int:
     from .loop import TrainOptions, train
-    from .plans_writer import ArchitectureOptions
+    from .plans_writer import ArchitectureOptions, write_body_regions
 
     opts = TrainOptions(
         data_dir=args.input, output_dir=args.output, labels_json=args.labels, val_dir=args.val,
@@ -61,6 +65,9 @@ def _cmd_train(args) -> int:
         memory_limit_gb=args.memory_limit_gb, fp16_weights=not args.fp32_weights,
     )
     summary = train(opts, log=lambda m: print(m, flush=True))
+    # After training rather than in TrainOptions: the loop writes plans.json itself, and a resumed
+    # run keeps the declaration the first run wrote.
+    write_body_regions(summary.model_folder, args.body_region)
     for case, dice in summary.validation.items():
         print(f"validation Dice, case {case}:")
         for name, d in sorted(dice.items(), key=lambda kv: -kv[1]):

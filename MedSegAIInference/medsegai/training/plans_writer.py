@@ -6,11 +6,15 @@ runtime dependency; the fields below are the ones nnU-Net's ExperimentPlanner wr
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..atomic import atomic_write_text
+from ..body_region import BODY_REGIONS_KEY, REGIONS, WHOLE_BODY
 from ..nnunet.plans import CANONICAL_RAS, INPUT_ORIENTATION_KEY
 from .dataset import Case, LabelMap
 
@@ -109,6 +113,28 @@ def make_plans(dataset_name: str, spacing_zyx: Sequence[float], patch_zyx: Seque
         "label_manager": "LabelManager",
         "foreground_intensity_properties_per_channel": {"0": intensity},
     }
+
+
+BODY_REGION_CHOICES = REGIONS + (WHOLE_BODY,)
+
+
+def set_body_regions(plans: dict, regions: Optional[Sequence[str]]) -> dict:
+    """Record the body regions the training scans cover, so the runner can warn outside them."""
+    if regions:
+        bad = [r for r in regions if r not in BODY_REGION_CHOICES]
+        if bad:
+            raise ValueError(f"unknown body region(s) {bad}; choose from {list(BODY_REGION_CHOICES)}")
+        plans[BODY_REGIONS_KEY] = list(dict.fromkeys(regions))
+    return plans
+
+
+def write_body_regions(model_folder: Path, regions: Optional[Sequence[str]]) -> None:
+    """Add the declaration to a trained model folder's plans.json (kept as it is when ``regions`` is empty)."""
+    if not regions:
+        return
+    path = Path(model_folder) / "plans.json"
+    plans = set_body_regions(json.loads(path.read_text()), regions)
+    atomic_write_text(path, json.dumps(plans, indent=1))
 
 
 def make_dataset_json(label_map: LabelMap, num_training: int, modality: str = "CT") -> dict:
