@@ -2,6 +2,7 @@
 
 Layers (nothing imports upward): ``volume_bridge``, ``segmentation_bridge``, ``statistics`` and
 ``segment_edits`` are the MRML bridge (slicer/vtk/numpy only, scene and logics passed in);
-``worker_job``, ``model_choices``, ``dependencies`` and ``segment_logic`` form the Logic
-(no Qt); the widget in ``MedSegAI.py`` only talks to the Logic.
+``worker_job``, ``model_choices``, ``dependencies``, ``console_request`` and ``segment_logic`` form
+the Logic (no Qt); ``logic_interface`` is what the panel may call on it. The panel and its dialogs
+(Qt) are ``MedSegAIGui``, above this package.
 """

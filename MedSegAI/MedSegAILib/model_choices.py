@@ -17,6 +17,8 @@ QUALITY_ORDER = ("normal", "fast", "fastest")
 _CLASS_MAPS = Path(_totalseg_init).with_name("class_maps.json")
 _TASK_TITLES = {"total": "TotalSegmentator: whole body CT (117 structures)",
                 "total_mr": "TotalSegmentator: whole body MR (50 structures)"}
+DEFAULT_CHOICE_KEY = "task:total"  # what the panel opens on: the real model, not the bundled demo
+BUNDLED_LABEL = "small demonstration model, works offline"
 
 
 @dataclass(frozen=True)
@@ -57,13 +59,15 @@ def _merged_catalog_entries() -> Tuple[List[dict], Optional[str]]:
     from medsegai.models.catalog import entry_to_dict
 
     try:
-        return [entry_to_dict(e) for e in load_catalog()], None
+        catalog = load_catalog()
+        # Bad site/user entries are left out; the message says which and where, for the user to fix.
+        return [entry_to_dict(e) for e in catalog], " ".join(catalog.problems) or None
     except MedSegAIError as e:
         return [], f"The model catalogue cannot be read ({e}); only the built-in tasks are listed."
 
 
 def load_choices(catalog_path: Optional[Path] = None) -> Tuple[List[ModelChoice], Optional[str]]:
-    """(choices, problem) where problem is a message when the catalogue could not be read.
+    """(choices, problem) where problem is a message when the catalogue, or some of its entries, could not be read.
 
     ``catalog_path``: one catalogue file; None: the runner's merged catalogue (what a run uses)."""
     problem = None
@@ -81,14 +85,17 @@ def load_choices(catalog_path: Optional[Path] = None) -> Tuple[List[ModelChoice]
 
     tasks: Dict[str, List[dict]] = {}
     singles: List[ModelChoice] = []
+    bundled: List[ModelChoice] = []  # listed last: the demo must not look like the model to use
     for e in entries:
         task = e.get("task")
         if task in _TASK_TITLES:
             tasks.setdefault(task, []).append(e)
         else:
             names = tuple(s["name"] for s in e.get("structures") or [] if isinstance(s, dict) and "name" in s)
-            singles.append(ModelChoice(
-                key=f"model:{e['id']}", title=e.get("title") or e["id"], task=None, model=e["id"],
+            title = e.get("title") or e["id"]
+            (bundled if e.get("bundled") else singles).append(ModelChoice(
+                key=f"model:{e['id']}", title=f"{title} ({BUNDLED_LABEL})" if e.get("bundled") else title,
+                task=None, model=e["id"],
                 qualities=("normal",), licence=_licence_line(e), structures=names,
                 modality=e.get("modality") or "CT"))
 
@@ -102,4 +109,4 @@ def load_choices(catalog_path: Optional[Path] = None) -> Tuple[List[ModelChoice]
         choices.append(ModelChoice(key=f"task:{task}", title=title, task=task, model=None,
                                    qualities=qualities or QUALITY_ORDER, licence=licence,
                                    structures=task_structures(task), modality="MR" if task.endswith("_mr") else "CT"))
-    return choices + singles, problem
+    return choices + singles + bundled, problem

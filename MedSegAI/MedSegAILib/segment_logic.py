@@ -1,9 +1,13 @@
 """The Logic behind the widget and the console API (no Qt): validate, run in a worker, import.
 
 Asynchronous use (the widget): ``job = logic.start(request)``, then ``job.poll()`` from a timer,
-``job.cancel()`` on Cancel, and ``logic.finish(job)`` once ``job.done``. Synchronous use (the
-Python console, tests): ``logic.segment(volumeNode, ...)``. Nothing in the scene changes before
-``finish`` succeeds, so a cancel or an error leaves the scene as it was.
+``job.cancel()`` on Cancel, and ``logic.finish(job)`` once ``job.done`` (or ``logic.discard(job)``
+to import nothing). Synchronous use (the Python console, tests): ``logic.segment(volumeNode,
+RunRequest(...))``. Nothing in the scene changes before ``finish`` succeeds, so a cancel or an
+error leaves the scene as it was.
+
+The worker process stays between runs (the model stays loaded there): the Logic owns one
+:class:`~medsegai.service.WorkerProcess`, started on the first run; ``shutdown()`` stops it.
 """
 from __future__ import annotations
 
@@ -14,36 +18,30 @@ from typing import Callable, List, Optional, Sequence
 from medsegai import terminology
 from medsegai.errors import MedSegAIError
 from medsegai.io.segments import SegmentInfo
-from medsegai.service import WorkerEvent
+from medsegai.run_request import RunRequest, RunRequestError
+from medsegai.service import WorkerEvent, WorkerProcess
 
 from .errors import EditedSegmentsError, InputError
 from .model_availability import MissingModel, missing_models, not_installed_error
 from .model_choices import task_structures
-from .run_options import check_options
+from .run_options import check_subset
 from .segmentation_bridge import SegmentationUpdate, write_segments
 from .statistics import SegmentStatistics, segment_statistics
 from .uncertainty_import import read_worker_uncertainty
 from .uncertainty_overlay import add_uncertainty_volume
-from .uncertainty_scores import (DEFAULT_CONFIDENCE_THRESHOLD, jump_to_segment, least_confident_segment,
-                                 write_confidence_tags)
+from .uncertainty_scores import jump_to_segment, least_confident_segment, write_confidence_tags
 from .volume_bridge import image_from_volume
-from .worker_job import WorkerJob, WorkerResult
+from .worker_job import WorkerJob, WorkerResult, default_python
 
 
 @dataclass
 class SegmentationRequest:
+    """A run of ``run`` on a volume node, and what to do with the result in the scene."""
     volume_node: object
-    task: Optional[str] = "total"
-    model: Optional[str] = None
-    quality: str = "normal"
-    subset: Optional[Sequence[str]] = None
-    device: str = "auto"
+    run: RunRequest
     segmentation_node: object = None  # None: a new node
     on_edited: str = "error"  # see segmentation_bridge.write_segments
     known_structures: Sequence[str] = ()  # for checking the subset; from the model choice
-    uncertainty: Optional[str] = None  # entropy | tta | mcdropout | ensemble
-    uncertainty_passes: int = 8
-    confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD  # Soft Dice Confidence below it: flagged
     download: bool = False  # fetch the catalogue models the run needs and lacks (the user agreed)
     accept_licenses: bool = False  # accept the licences of those models that ask for it
 
@@ -66,7 +64,7 @@ class RunningSegmentation:
 
     @property
     def cancelled(self) -> bool:
-        final = self.job.process.final_event
+        final = self.job.final_event
         return final is not None and final.kind == "cancelled"
 
 
@@ -95,54 +93,74 @@ def _with_terminology(segments: Sequence[SegmentInfo]) -> List[SegmentInfo]:
 
 class SegmentLogic:
     def __init__(self, scene, segmentations_logic, *, python: Optional[str] = None,
-                 work_root: Optional[str] = None, worker_env: Optional[dict] = None, colors_logic=None):
+                 work_root: Optional[str] = None, worker_env: Optional[dict] = None, colors_logic=None,
+                 worker_idle_timeout_s: Optional[float] = None):
         self.scene = scene
         self.segmentations_logic = segmentations_logic
         self.colors_logic = colors_logic  # for the uncertainty colour legend; None: no legend
         self.python = python
         self.work_root = work_root
         self.worker_env = worker_env
+        self.worker_idle_timeout_s = worker_idle_timeout_s
+        self._worker: Optional[WorkerProcess] = None
+
+    # -- the worker that stays ------------------------------------------------------------------
+    @property
+    def worker(self) -> WorkerProcess:
+        if self._worker is None:
+            self._worker = WorkerProcess(python=self.python or default_python(), env=self.worker_env,
+                                         idle_timeout_s=self.worker_idle_timeout_s)
+        return self._worker
+
+    def shutdown(self) -> None:
+        """Stop the worker process (Slicer exits, the module is reloaded); the next run starts a new one."""
+        if self._worker is not None:
+            self._worker.shutdown()
 
     # -- asynchronous ---------------------------------------------------------------------------
     def missing_models(self, request: SegmentationRequest) -> List[MissingModel]:
         """The catalogue models the request needs that are not installed (for a download question)."""
-        return missing_models(request.task, request.quality, request.model, self._checked_subset(request))
+        run = self._checked_run(request)
+        return missing_models(run.task, run.quality, run.model, run.roi_subset)
 
-    def _checked_subset(self, request: SegmentationRequest):
-        if request.task is None and request.model is None:
+    def _checked_run(self, request: SegmentationRequest) -> RunRequest:
+        run = request.run
+        if run.task is None and run.model is None:
             raise InputError("Choose a task or a model.")
-        known = list(request.known_structures) or (list(task_structures(request.task)) if request.task else [])
-        return check_options(request.quality, request.device, request.subset, known)
+        try:
+            run.validate()
+        except RunRequestError as e:
+            raise InputError(str(e)) from None
+        known = list(request.known_structures) or (list(task_structures(run.task)) if run.task else [])
+        check_subset(run.roi_subset, known)
+        return run
 
     def start(self, request: SegmentationRequest) -> RunningSegmentation:
-        """Check everything that can be checked up front, then launch the worker."""
+        """Check everything that can be checked up front, then hand the job to the worker."""
         image = image_from_volume(request.volume_node)
         node = request.segmentation_node
         if node is not None and (not node.IsA("vtkMRMLSegmentationNode") or node.GetScene() is not self.scene):
             raise InputError("The output must be a segmentation node of this scene.")
-        subset = self._checked_subset(request)
-        _check_uncertainty(request)
-        missing = missing_models(request.task, request.quality, request.model, subset)
+        run = self._checked_run(request)
+        missing = missing_models(run.task, run.quality, run.model, run.roi_subset)
         if missing and not request.download:
             raise not_installed_error(missing)
         unaccepted = [m.model_id for m in missing if m.licence_must_be_accepted]
         if unaccepted and not request.accept_licenses:
             raise InputError(f"The licence of {', '.join(unaccepted)} must be accepted before it is downloaded "
                              "(accept_licenses=True once you have read it: medsegai.models.license_notice).")
-        job = WorkerJob(image, task=request.task, model=request.model, quality=request.quality, subset=subset,
-                        device=request.device, python=self.python, work_root=self.work_root, env=self.worker_env)
-        # The spec is written when the process starts, so the uncertainty request rides along.
-        job.spec.uncertainty = request.uncertainty
-        job.spec.uncertainty_passes = int(request.uncertainty_passes)
-        job.spec.confidence_threshold = float(request.confidence_threshold)
-        job.spec.download_models = bool(missing)
-        job.spec.accept_licenses = bool(request.accept_licenses)
+        job = WorkerJob(image, run, download_models=bool(missing), accept_licenses=bool(request.accept_licenses),
+                        work_root=self.work_root)
         try:
-            job.start()
+            job.start(self.worker)
         except Exception:
             job.cleanup()
             raise
         return RunningSegmentation(request, job)
+
+    def discard(self, running: RunningSegmentation) -> None:
+        """Import nothing from this run (cancelling it if it still runs) and remove its files."""
+        running.job.cleanup()
 
     def finish(self, running: RunningSegmentation, on_edited: Optional[str] = None,
                node_name: Optional[str] = None) -> SegmentationOutcome:
@@ -155,9 +173,10 @@ class SegmentLogic:
             if request.volume_node.GetScene() is not self.scene:
                 raise InputError("The input volume was deleted during the run; the result was not imported.")
             # Read and check the map before the scene changes: a bad map leaves the scene as it was.
-            unc = read_worker_uncertainty(running.job.process.final_event, running.job.image, request.uncertainty)
+            run = request.run
+            unc = read_worker_uncertainty(running.job.final_event, running.job.image, run.uncertainty)
             name = node_name or f"{request.volume_node.GetName()} segmentation"
-            source = request.task and f"task:{request.task}/{request.quality}" or f"model:{request.model}"
+            source = run.task and f"task:{run.task}/{run.quality}" or f"model:{run.model}"
             update = write_segments(
                 self.scene, result.labels, _with_terminology(result.segments),
                 reference_volume=request.volume_node, segmentation_node=request.segmentation_node,
@@ -173,7 +192,7 @@ class SegmentLogic:
         if unc is not None:
             # A kept edited segment is the user's, not the model's: its old scores would mislead.
             scores = {n: v for n, v in unc.confidence.items() if n not in update.kept_edited}
-            write_confidence_tags(update.node, scores, unc.method, request.confidence_threshold)
+            write_confidence_tags(update.node, scores, unc.method, run.confidence_threshold)
             outcome.uncertainty_node = add_uncertainty_volume(
                 self.scene, unc.image, request.volume_node, unc.method, colors_logic=self.colors_logic)
             outcome.uncertainty_method = unc.method
@@ -181,36 +200,19 @@ class SegmentLogic:
         return outcome
 
     # -- synchronous ----------------------------------------------------------------------------
-    def segment(self, volume_node, task: Optional[str] = "total", quality: str = "normal",
-                subset: Optional[Sequence[str]] = None, device: str = "auto", model: Optional[str] = None,
-                segmentation_node=None, on_edited: str = "keep", timeout: Optional[float] = None,
-                progress: Optional[Callable[[WorkerEvent], None]] = None, download: bool = True,
-                accept_licenses: bool = False):
-        """Run to completion and return the segmentation node (for the Python console). Missing
-        catalogue models are downloaded, as TotalSegmentator does, unless ``download=False``."""
-        return self.segment_outcome(volume_node, task=task, quality=quality, subset=subset, device=device,
-                                    model=model, segmentation_node=segmentation_node, on_edited=on_edited,
-                                    timeout=timeout, progress=progress, download=download,
-                                    accept_licenses=accept_licenses).segmentation_node
-
-    def segment_outcome(self, volume_node, task: Optional[str] = "total", quality: str = "normal",
-                        subset: Optional[Sequence[str]] = None, device: str = "auto", model: Optional[str] = None,
-                        segmentation_node=None, on_edited: str = "keep", timeout: Optional[float] = None,
-                        progress: Optional[Callable[[WorkerEvent], None]] = None, uncertainty: Optional[str] = None,
-                        uncertainty_passes: int = 8,
-                        confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD, download: bool = True,
-                        accept_licenses: bool = False) -> SegmentationOutcome:
-        """Run to completion; the outcome has the segmentation node and, with ``uncertainty``, the map's
-        volume node and the per-segment confidence (for the Python console)."""
+    def segment(self, volume_node, run: RunRequest, *, segmentation_node=None, on_edited: str = "keep",
+                timeout: Optional[float] = None, progress: Optional[Callable[[WorkerEvent], None]] = None,
+                download: bool = True, accept_licenses: bool = False) -> SegmentationOutcome:
+        """Run to completion (for the Python console); the outcome has the segmentation node and, with
+        ``run.uncertainty``, the map's volume node and the per-segment confidence. Missing catalogue
+        models are downloaded, as TotalSegmentator does, unless ``download=False``."""
         running = self.start(SegmentationRequest(
-            volume_node, task=task if model is None else None, model=model, quality=quality, subset=subset,
-            device=device, segmentation_node=segmentation_node, on_edited=on_edited, uncertainty=uncertainty,
-            uncertainty_passes=uncertainty_passes, confidence_threshold=confidence_threshold, download=download,
+            volume_node, run, segmentation_node=segmentation_node, on_edited=on_edited, download=download,
             accept_licenses=accept_licenses))
         try:
-            running.job.process.wait(timeout=timeout, on_event=progress)
+            running.job.wait(timeout=timeout, on_event=progress)
         except BaseException:
-            running.job.cleanup()  # e.g. KeyboardInterrupt in the console: stop the worker too
+            self.discard(running)  # e.g. KeyboardInterrupt in the console: stop the job too
             raise
         return self.finish(running)
 
@@ -231,17 +233,5 @@ class SegmentLogic:
         return segment_id, jump_to_segment(self.scene, segmentation_node, segment_id, volume_node)
 
 
-def _check_uncertainty(request: SegmentationRequest) -> None:
-    if request.uncertainty is None:
-        return
-    from medsegai.uncertainty import METHODS
-
-    if request.uncertainty not in METHODS:
-        raise InputError(f"Unknown uncertainty method '{request.uncertainty}'; choose one of {', '.join(METHODS)}.")
-    if int(request.uncertainty_passes) < 2:
-        raise InputError("Uncertainty needs at least 2 passes.")
-    if not 0.0 <= float(request.confidence_threshold) <= 1.0:
-        raise InputError("The confidence threshold must be between 0 and 1.")
-
-
-__all__ = ["SegmentLogic", "SegmentationRequest", "RunningSegmentation", "SegmentationOutcome", "MedSegAIError"]
+__all__ = ["SegmentLogic", "SegmentationRequest", "RunningSegmentation", "SegmentationOutcome", "RunRequest",
+           "MedSegAIError"]

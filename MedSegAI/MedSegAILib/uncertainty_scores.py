@@ -22,7 +22,7 @@ TAG_SDC = "MedSegAI.SoftDiceConfidence"
 TAG_MEAN_UNC = "MedSegAI.MeanUncertainty"
 TAG_FLAGGED = "MedSegAI.LowConfidence"
 TAG_METHOD = "MedSegAI.UncertaintyMethod"
-DEFAULT_CONFIDENCE_THRESHOLD = 0.8
+from medsegai.run_request import DEFAULT_CONFIDENCE_THRESHOLD  # noqa: E402 - one definition
 
 
 @dataclass(frozen=True)

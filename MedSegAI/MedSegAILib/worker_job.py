@@ -1,4 +1,4 @@
-"""One segmentation run in a worker process, seen from the Logic: files in, events out.
+"""One segmentation run in the worker process that stays, seen from the Logic: files in, events out.
 
 The input volume goes to a temporary NRRD with its exact geometry; the worker writes a
 ``.seg.nrrd`` on the same grid; nothing touches the scene until :meth:`WorkerJob.result` is read
@@ -18,7 +18,8 @@ from medsegai.io.image import Image
 from medsegai.io.seg_nrrd import read_seg_nrrd
 from medsegai.io.segments import SegmentInfo
 from medsegai.io.write import write_image
-from medsegai.service import JobSpec, WorkerEvent, WorkerProcess
+from medsegai.run_request import RunRequest
+from medsegai.service import JobHandle, JobSpec, WorkerEvent, WorkerProcess
 
 
 def default_python() -> str:
@@ -38,32 +39,30 @@ class WorkerResult:
     timings: dict = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)
     device: str = ""
+    warnings: List[str] = field(default_factory=list)  # the result may be unreliable: say so in the panel
+    model_reused: bool = False  # the worker had the model loaded already
 
 
 class WorkerJob:
-    def __init__(self, image: Image, *, task: Optional[str], model: Optional[str], quality: str,
-                 subset: Optional[List[str]], device: str, python: Optional[str] = None,
-                 work_root: Optional[str] = None, env: Optional[dict] = None):
+    def __init__(self, image: Image, run: RunRequest, *, download_models: bool = False,
+                 accept_licenses: bool = False, work_root: Optional[str] = None):
         self.image = image
         self.workdir = Path(tempfile.mkdtemp(prefix="MedSegAI-", dir=work_root))
         input_path = self.workdir / "input.nrrd"
         # Written on the GUI thread: uncompressed, as zlib on a full-size CT would freeze the GUI for
         # seconds (Testing/Benchmarks/bench_gui_handoff.py) for a file that lives a few minutes.
         write_image(image, input_path, compress=False)
-        self.spec = JobSpec(
-            input_path=str(input_path), output_dir=str(self.workdir / "output"), model=model, task=task,
-            quality=quality, roi_subset=subset, device=device, cancel_file=str(self.workdir / "cancel"),
-        )
-        self.process = WorkerProcess(self.spec, self.workdir / "job.json", python=python or default_python(),
-                                     env=env)
+        self.spec = JobSpec(input_path=str(input_path), output_dir=str(self.workdir / "output"), run=run,
+                            download_models=download_models, accept_licenses=accept_licenses).validate()
+        self.handle: Optional[JobHandle] = None
         self.log: List[str] = []
 
-    def start(self) -> "WorkerJob":
-        self.process.start()
+    def start(self, worker: WorkerProcess) -> "WorkerJob":
+        self.handle = worker.submit(self.spec)
         return self
 
     def poll(self) -> List[WorkerEvent]:
-        events = self.process.poll()
+        events = self.handle.poll()
         for ev in events:
             if ev.kind == "log":
                 self.log.append(str(ev.get("message", "")))
@@ -71,14 +70,22 @@ class WorkerJob:
 
     @property
     def done(self) -> bool:
-        return self.process.finished
+        return self.handle is not None and self.handle.finished
+
+    @property
+    def final_event(self) -> Optional[WorkerEvent]:
+        return None if self.handle is None else self.handle.final_event
 
     def cancel(self) -> None:
-        self.process.cancel()
+        if self.handle is not None:
+            self.handle.cancel()
+
+    def wait(self, timeout: Optional[float] = None, on_event=None) -> WorkerEvent:
+        return self.handle.wait(timeout=timeout, on_event=on_event)
 
     def result(self) -> WorkerResult:
         """The finished run's labels and segments; raises the run's error or CancelledError."""
-        final = self.process.final_event
+        final = self.final_event
         if final is None:
             raise RuntimeError("The run has not finished yet.")
         if final.kind == "cancelled":
@@ -97,10 +104,14 @@ class WorkerJob:
             segments = [SegmentInfo(int(v), s["name"], tuple(s["color"]), s.get("terminology", ""))
                         for v, s in sorted(known.items())]
         return WorkerResult(labels, segments, final.get("timings") or {}, final.get("notes") or [],
-                            final.get("device") or "")
+                            final.get("device") or "", final.get("warnings") or [], bool(final.get("model_reused")))
 
     def cleanup(self) -> None:
-        if self.process.running:
-            self.process.cancel(grace_s=0.0)
-            self.process.poll()
+        """Remove the job's files; a job still running is cancelled first (the worker stays)."""
+        if self.handle is not None and not self.handle.finished:
+            self.handle.cancel()
+            try:
+                self.handle.wait(timeout=5.0)
+            except Exception:  # noqa: BLE001 - cleaning up must not raise over the real error
+                pass
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -20,16 +20,17 @@ def _node_ids():
     return sorted(slicer.mrmlScene.GetNthNode(n).GetID() for n in range(slicer.mrmlScene.GetNumberOfNodes()))
 
 
-def run_module_flow(test):
-    from MedSegAI import MedSegAILogic
+def run_module_flow(test, logic):
+    """``logic``: the module's console Logic (MedSegAI.MedSegAILogic), given by the caller so that this
+    file does not import the module file that imports it."""
+    from medsegai.errors import CancelledError
+    from medsegai.run_request import RunRequest
     from MedSegAILib.errors import InputError
     from MedSegAILib.segment_logic import SegmentationRequest
-    from medsegai.errors import CancelledError
 
     slicer.mrmlScene.Clear(0)
     volume = slicer.util.loadVolume(str(sample_ct(log=logging.info)))
     model = os.environ.get("MEDSEGAI_TEST_MODEL", "medsegai_ct_demo")
-    logic = MedSegAILogic()
 
     # Bad input: a message, nothing added.
     labels = slicer.modules.volumes.logic().CreateAndAddLabelVolume(volume, "labels")
@@ -74,7 +75,7 @@ def run_module_flow(test):
 
     # Cancel halfway: the scene stays as it was.
     before = _node_ids()
-    running = logic.core.start(SegmentationRequest(volume, task=None, model=model, device="cpu"))
+    running = logic.segmentLogic.start(SegmentationRequest(volume, RunRequest(model=model, device="cpu")))
     while not any(e.kind == "progress" for e in running.poll()):
         slicer.app.processEvents()
         time.sleep(0.02)
@@ -85,7 +86,7 @@ def run_module_flow(test):
         time.sleep(0.02)
     test.assertLess(time.monotonic() - t0, 3.0)
     try:
-        logic.core.finish(running)
+        logic.segmentLogic.finish(running)
         raise AssertionError("a cancelled run was imported")
     except CancelledError:
         pass

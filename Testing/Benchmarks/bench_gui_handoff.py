@@ -26,6 +26,7 @@ def main() -> None:
 
     from medsegai.io.read import read_image
     from medsegai.io.write import write_image
+    from medsegai.run_request import RunRequest
     from MedSegAILib.segment_logic import SegmentationRequest, SegmentLogic
     from MedSegAILib.volume_bridge import image_from_volume
 
@@ -63,7 +64,7 @@ def main() -> None:
 
     logic = SegmentLogic(scene, segmentations, work_root=str(tmp))
     t = time.perf_counter()
-    running = logic.start(SegmentationRequest(volume, task=None, model="medsegai_ct_demo", device="cpu"))
+    running = logic.start(SegmentationRequest(volume, RunRequest(model="medsegai_ct_demo", device="cpu")))
     start_s = time.perf_counter() - t
     t = time.perf_counter()
     while not running.done:
@@ -77,6 +78,7 @@ def main() -> None:
     print(f"worker (other process, for scale): {worker_s:.1f} s")
     print(f"Logic.finish (GUI thread: read result, {len(outcome.update.written)} segments into the scene): "
           f"{finish_s:.2f} s")
+    logic.shutdown()
     shutil.rmtree(tmp, ignore_errors=True)
 
 

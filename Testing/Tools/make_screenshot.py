@@ -35,8 +35,8 @@ def render_panel(ct_path: Path, work: Path):
     add_slice_views(mrml.scene)
     import MedSegAI
 
+    app.testing = True  # no dialogs: the panel takes the automatic answers
     widget, parent = module_panel(MedSegAI.MedSegAIWidget, mrml.scene)
-    app.testing = True  # no dialogs
     slicer.util.loadVolume(str(ct_path))
     ui = widget.ui
     ui.modelSelector.setCurrentIndex(ui.modelSelector.findData("model:medsegai_ct_demo"))
@@ -47,7 +47,7 @@ def render_panel(ct_path: Path, work: Path):
     ui.structuresCollapsibleButton.collapsed = False
     ui.structureSearchBox.setText("kidney")
     ui.applyButton.click()
-    process_events_until(lambda: widget.running is None, 600, "the run")
+    process_events_until(lambda: widget.panel.running is None, 600, "the run")
     ui.computeStatisticsButton.click()
     parent.resize(440, 1150)
     parent.show()
@@ -55,6 +55,7 @@ def render_panel(ct_path: Path, work: Path):
     image = parent.grab().toImage()
     path = work / "panel.png"
     image.save(str(path))
+    widget.cleanup()  # stops the worker, which stays between runs
     return path, ui.stageLabel.text
 
 

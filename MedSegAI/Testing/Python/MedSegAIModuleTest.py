@@ -17,6 +17,11 @@ class MedSegAIModuleTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear(0)
 
     def runTest(self):
+        from MedSegAI import MedSegAILogic
         from MedSegAITesting.module_flow import run_module_flow
         self.setUp()
-        run_module_flow(self)
+        logic = MedSegAILogic()
+        try:
+            run_module_flow(self, logic)
+        finally:
+            logic.shutdown()

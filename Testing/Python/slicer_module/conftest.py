@@ -67,3 +67,23 @@ def tiny_model(small_model) -> Path:
 def worker_env():
     # Two shared cores: one thread per worker keeps the machine usable for everyone.
     return {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@pytest.fixture
+def logic(mrml, worker_env, tmp_path):
+    """The Logic with its worker process (which stays between runs), stopped after the test."""
+    from MedSegAILib.segment_logic import SegmentLogic
+
+    core = SegmentLogic(mrml.scene, mrml.segmentations, work_root=str(tmp_path), worker_env=worker_env,
+                        colors_logic=mrml.colors)
+    yield core
+    core.shutdown()
+
+
+def segment_node(logic, volume, *, segmentation_node=None, on_edited="keep", timeout=180, download=True,
+                 accept_licenses=False, progress=None, **run):
+    """``logic.segment`` with the run options as keywords, returning the outcome (tests' shorthand)."""
+    from medsegai.run_request import RunRequest
+
+    return logic.segment(volume, RunRequest(**run), segmentation_node=segmentation_node, on_edited=on_edited,
+                         timeout=timeout, download=download, accept_licenses=accept_licenses, progress=progress)

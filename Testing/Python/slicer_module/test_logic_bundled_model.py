@@ -20,20 +20,16 @@ import slicer
 import vtk
 
 import medsegai
-from conftest import add_volume, scene_snapshot
+from conftest import add_volume, scene_snapshot, segment_node
 from medsegai.errors import CancelledError
 from medsegai.io.read import read_image
 
-from MedSegAILib.segment_logic import SegmentationRequest, SegmentLogic
+from MedSegAILib.segment_logic import SegmentationRequest
+from medsegai.run_request import RunRequest
 from MedSegAILib.volume_bridge import image_from_volume
 
 REPO = Path(__file__).resolve().parents[3]
 BUNDLED = REPO / "Resources/Models/medsegai_ct_demo/MedSegAITrainer__nnUNetPlans__3d_fullres"
-
-
-@pytest.fixture
-def logic(mrml, worker_env, tmp_path):
-    return SegmentLogic(mrml.scene, mrml.segmentations, work_root=str(tmp_path), worker_env=worker_env)
 
 
 @pytest.fixture
@@ -44,7 +40,7 @@ def dicom_volume(mrml, ts_ref):
 
 def test_demo_task_in_the_scene_matches_the_runner_with_names_values_terminology(logic, mrml, dicom_volume, ts_ref):
     volume, image = dicom_volume
-    node = logic.segment(volume, model="medsegai_ct_demo", device="cpu", timeout=600)
+    node = segment_node(logic, volume, model="medsegai_ct_demo", device="cpu", timeout=600).segmentation_node
     # Same voxels as the runner on the image the bridge hands over (and that image is the file's).
     work = image_from_volume(volume)
     np.testing.assert_allclose(work.ijk_to_lps(), image.ijk_to_lps(), atol=1e-4)
@@ -86,7 +82,7 @@ def test_demo_task_in_the_scene_matches_the_runner_with_names_values_terminology
 
     # A second run into the same node, cancelled halfway: the scene stays exactly as it was.
     before = scene_snapshot(mrml.scene)
-    running = logic.start(SegmentationRequest(volume, task=None, model="medsegai_ct_demo", device="cpu",
+    running = logic.start(SegmentationRequest(volume, RunRequest(model="medsegai_ct_demo", device="cpu"),
                                               segmentation_node=node))
     deadline = time.monotonic() + 120
     while not any(e.kind == "progress" for e in running.poll()):
@@ -106,7 +102,7 @@ def test_liver_from_the_logic_lies_on_the_reference_liver(logic, mrml, ts_ref):
 
     image = read_image(ts_ref / "example_ct_sm.nii.gz")
     volume = add_volume(mrml.scene, image.array, image.ijk_to_ras(), name="example CT")
-    node = logic.segment(volume, model="medsegai_ct_demo", device="cpu", timeout=600)
+    node = segment_node(logic, volume, model="medsegai_ct_demo", device="cpu", timeout=600).segmentation_node
     liver_id = node.GetSegmentation().GetSegmentIdBySegmentName("liver")
     assert liver_id
     mask = slicer.util.arrayFromSegmentBinaryLabelmap(node, liver_id, volume) > 0

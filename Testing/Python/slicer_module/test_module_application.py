@@ -65,13 +65,13 @@ def test_dependencies_install_only_after_the_user_agrees_and_keep_slicers_packag
         module_widget, missing_packages, monkeypatch):
     import qt
 
-    import MedSegAI
+    from MedSegAIGui.dependency_installer import ensure_dependencies
 
     robot, app = module_widget.robot, module_widget.app
     monkeypatch.delitem(sys.modules, "PyTorchUtils", raising=False)
 
     robot.answer(qt.QMessageBox.Cancel)
-    assert MedSegAI.ensure_dependencies() is False
+    assert ensure_dependencies() is False
     (question,) = robot.take()
     assert "PyTorch" in question.text and "scikit-image" in question.text and set(question.buttons) == {"OK", "Cancel"}
     assert missing_packages == []
@@ -80,13 +80,13 @@ def test_dependencies_install_only_after_the_user_agrees_and_keep_slicers_packag
     robot.answer(qt.QMessageBox.Cancel)
     module_widget.ui.applyButton.enabled = True
     module_widget.ui.applyButton.click()
-    assert module_widget.widget.running is None and robot.take()
+    assert module_widget.panel.running is None and robot.take()
 
     # Agreed, without Slicer's PyTorch extension: torch from pip, then the rest under constraints
     # that pin Slicer's own packages; the restart prompt, since torch was already there.
     restarts = app.restarts
     robot.answer(qt.QMessageBox.Ok, qt.QMessageBox.Yes)
-    assert MedSegAI.ensure_dependencies() is True
+    assert ensure_dependencies() is True
     assert [d.answered for d in robot.take()] == ["OK", "Yes"]
     assert missing_packages[0] == '"torch<3,>=2.1"' or missing_packages[0] == '"torch>=2.1,<3"'
     assert '"scikit-image>=0.21,<1"' in missing_packages[1]
@@ -99,7 +99,7 @@ def test_dependencies_install_only_after_the_user_agrees_and_keep_slicers_packag
     _PyTorchUtilsLogic.calls.clear()
     monkeypatch.setitem(sys.modules, "PyTorchUtils", SimpleNamespace(PyTorchUtilsLogic=_PyTorchUtilsLogic))
     robot.answer(qt.QMessageBox.Ok, qt.QMessageBox.No)
-    assert MedSegAI.ensure_dependencies() is True
+    assert ensure_dependencies() is True
     robot.take()
     assert _PyTorchUtilsLogic.calls == [{"askConfirmation": False, "torchVersionRequirement": "<3,>=2.1"}] or \
         _PyTorchUtilsLogic.calls == [{"askConfirmation": False, "torchVersionRequirement": ">=2.1,<3"}]
@@ -109,7 +109,7 @@ def test_dependencies_install_only_after_the_user_agrees_and_keep_slicers_packag
 def test_a_failed_install_is_a_message_not_a_traceback(module_widget, missing_packages, monkeypatch):
     import qt
 
-    import MedSegAI
+    from MedSegAIGui.dependency_installer import ensure_dependencies
 
     def offline(args):
         raise subprocess.CalledProcessError(1, ["PythonSlicer", "-m", "pip", "install", args])
@@ -117,7 +117,7 @@ def test_a_failed_install_is_a_message_not_a_traceback(module_widget, missing_pa
     monkeypatch.setattr(slicer.util, "pip_install", offline)
     monkeypatch.delitem(sys.modules, "PyTorchUtils", raising=False)
     module_widget.robot.answer(qt.QMessageBox.Ok, qt.QMessageBox.Ok)
-    assert MedSegAI.ensure_dependencies() is False
+    assert ensure_dependencies() is False
     question, error = module_widget.robot.take()
     assert "failed" in error.text and "network" in error.text
 
@@ -133,16 +133,63 @@ def test_self_test_runs_the_installed_flow(slicer_app, mrml, data_dir):
         slicer_app.testing = False
 
 
-def test_testing_mode_never_accepts_a_licence(slicer_app, mrml):
-    """Testing mode asks nothing: free models are fetched, a licence is never accepted unseen."""
-    import MedSegAI
+def test_testing_mode_asks_nothing_and_never_accepts_a_licence(slicer_app, mrml):
+    """Testing mode asks nothing: free models are fetched, a licence is never accepted unseen, edited
+    segments are kept, packages installed without a restart; outside it the questions are real dialogs."""
+    from MedSegAIGui.automatic_dialogs import AutomaticDialogs
+    from MedSegAIGui.dialogs import default_dialogs
+    from MedSegAIGui.qt_dialogs import QtDialogs
     from MedSegAILib.model_availability import MissingModel
 
     free = MissingModel("Dataset1_Free", "free", None, "Apache-2.0", False, "", None)
     restricted = MissingModel("Dataset2_Restricted", "restricted", None, "CC BY-NC-SA", True, "Non-commercial.", None)
     slicer_app.testing = True
     try:
-        assert MedSegAI._confirm_download([free]) is True
-        assert MedSegAI._confirm_download([free, restricted]) is False
+        dialogs = default_dialogs()
     finally:
         slicer_app.testing = False
+    assert isinstance(dialogs, AutomaticDialogs) and isinstance(default_dialogs(), QtDialogs)
+    assert dialogs.confirm_download([free]) is True
+    assert dialogs.confirm_download([free, restricted]) is False
+    assert dialogs.ask_about_edited_segments("liver was edited") == "keep"
+    assert dialogs.confirm_install("PyTorch") is True and dialogs.confirm_restart() is False
+    assert dialogs.ask_save_path("Export statistics", "s.csv", "CSV (*.csv)") is None
+
+
+def test_console_logic_passes_every_run_option_into_one_run_request(slicer_app, mrml):
+    """The README's console calls, plus the runner's options as keywords; a misspelt one names the valid ones."""
+    import MedSegAI
+    from MedSegAILib.errors import InputError
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def segment(self, volume_node, run, **kwargs):
+            self.calls.append((volume_node, run, kwargs))
+            return SimpleNamespace(segmentation_node="seg", uncertainty_node="map", confidence={"liver": {}})
+
+        def shutdown(self):
+            pass
+
+    recorder = Recorder()
+    logic = MedSegAI.MedSegAILogic(segmentLogic=recorder)
+    assert logic.segment("CT", quality="fast", subset=["liver"], install_dependencies=False, precision="fp32",
+                         mode="nnunet", tile_step=0.5, folds=[0, 1], threads=2) == "seg"
+    _, run, kwargs = recorder.calls[-1]
+    assert (run.task, run.model, run.quality, run.roi_subset, run.device) == ("total", None, "fast", ["liver"], "auto")
+    assert (run.precision, run.mode, run.tile_step, run.folds, run.threads) == ("fp32", "nnunet", 0.5, [0, 1], 2)
+    assert kwargs == {"segmentation_node": None, "on_edited": "keep", "timeout": None, "download": True,
+                      "accept_licenses": False}
+
+    seg, unc, confidence = logic.segmentWithUncertainty("CT", "tta", model="medsegai_ct_demo", passes=4,
+                                                        confidenceThreshold=0.7, install_dependencies=False,
+                                                        download=False, acceptLicenses=True, onEdited="replace")
+    _, run, kwargs = recorder.calls[-1]
+    assert (seg, unc, confidence) == ("seg", "map", {"liver": {}})
+    assert (run.task, run.model, run.uncertainty, run.uncertainty_passes, run.confidence_threshold) == \
+        (None, "medsegai_ct_demo", "tta", 4, 0.7)  # a model replaces the default task
+    assert kwargs["download"] is False and kwargs["accept_licenses"] is True and kwargs["on_edited"] == "replace"
+
+    with pytest.raises(InputError, match="tile_stpe.*valid: precision, mode, tile_step, folds, threads"):
+        logic.segment("CT", install_dependencies=False, tile_stpe=0.5)

@@ -16,14 +16,70 @@ from MedSegAILib.run_options import cpu_warning
 
 MODULE = REPO / "MedSegAI" / "MedSegAI.py"
 LIB = REPO / "MedSegAI" / "MedSegAILib"
+GUI = REPO / "MedSegAI" / "MedSegAIGui"
 UI = REPO / "Resources" / "UI" / "MedSegAI.ui"
+
+
+def _gui_sources():
+    return {path.name: path.read_text() for path in [MODULE, *sorted(GUI.glob("*.py"))]}
 
 
 def test_every_widget_the_code_uses_exists_in_the_ui_file():
     names = {w.get("name") for w in ET.parse(UI).iter("widget")}
-    used = set(re.findall(r"self\.ui\.(\w+)", MODULE.read_text()))
+    used = {name for text in _gui_sources().values() for name in re.findall(r"\bui\.(\w+)", text)}
     assert used, "the widget uses no ui names: the check would be empty"
     assert sorted(used - names) == []
+
+
+def test_module_file_keeps_only_what_slicer_looks_for():
+    tree = ast.parse(MODULE.read_text())
+    classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+    assert classes == {"MedSegAI", "MedSegAIWidget", "MedSegAILogic", "MedSegAITest"}
+    assert len(MODULE.read_text().splitlines()) < 200
+    # The self-test flow is given the logic: it must not import the module file back.
+    assert "import MedSegAI\n" not in (REPO / "MedSegAI" / "MedSegAITesting" / "module_flow.py").read_text()
+    assert "from MedSegAI import" not in (REPO / "MedSegAI" / "MedSegAITesting" / "module_flow.py").read_text()
+
+
+def test_the_panel_calls_only_the_logic_interface_and_one_place_reads_testing_mode():
+    from MedSegAILib.logic_interface import PanelLogic
+
+    allowed = {n for n in vars(PanelLogic) if not n.startswith("_")}
+    sources = _gui_sources()
+    called = {name for name, text in sources.items() if name != "MedSegAI.py"
+              for name in re.findall(r"\blogic\.(\w+)", text)}
+    assert called and called <= allowed, sorted(called - allowed)
+    for name, text in sources.items():
+        assert ".core." not in text and "job.cleanup" not in text and "job.process" not in text, name
+    readers = sorted(name for name, text in sources.items() if "testingEnabled" in text)
+    assert readers == ["dialogs.py"], readers
+
+
+def _assert_implements(interface, cls):
+    import inspect
+
+    for name in (n for n in vars(interface) if not n.startswith("_")):
+        assert hasattr(cls, name), f"{cls.__name__} lacks {name}"
+        wanted = inspect.signature(getattr(interface, name)).parameters
+        real = inspect.signature(getattr(cls, name)).parameters
+        for param in wanted.values():
+            assert param.name in real, f"{cls.__name__}.{name} lacks '{param.name}'"
+            assert (real[param.name].default is inspect.Parameter.empty) == \
+                (param.default is inspect.Parameter.empty), f"{cls.__name__}.{name}: '{param.name}' default differs"
+        extra = [p for p in real.values() if p.name not in wanted and p.default is inspect.Parameter.empty]
+        assert not extra, f"{cls.__name__}.{name} needs more than the interface passes: {extra}"
+
+
+def test_segment_logic_and_both_dialog_sets_implement_their_interfaces():
+    from MedSegAIGui.automatic_dialogs import AutomaticDialogs
+    from MedSegAIGui.dialogs import Dialogs
+    from MedSegAIGui.qt_dialogs import QtDialogs
+    from MedSegAILib.logic_interface import PanelLogic
+    from MedSegAILib.segment_logic import SegmentLogic
+
+    _assert_implements(PanelLogic, SegmentLogic)
+    _assert_implements(Dialogs, QtDialogs)
+    _assert_implements(Dialogs, AutomaticDialogs)
 
 
 def test_bridge_and_logic_do_not_import_qt_or_the_application():
@@ -37,8 +93,9 @@ def test_bridge_and_logic_do_not_import_qt_or_the_application():
 
 def test_cmake_lists_every_library_file():
     cmake = (REPO / "MedSegAI" / "CMakeLists.txt").read_text()
-    for path in LIB.glob("*.py"):
-        assert f"MedSegAILib/{path.name}" in cmake, path.name
+    for package in (LIB, GUI):
+        for path in package.glob("*.py"):
+            assert f"{package.name}/{path.name}" in cmake, path.name
     top = (REPO / "CMakeLists.txt").read_text()
     for key in ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY \"Segmentation\"", "EXTENSION_ICONURL",
                 "EXTENSION_SCREENSHOTURLS", "EXTENSION_DESCRIPTION", "EXTENSION_CONTRIBUTORS",
@@ -64,8 +121,13 @@ def test_terminology_covers_every_total_structure_and_groups_them(data_dir):
 
 
 def test_model_choices_from_the_catalogue_and_without_it(tmp_path):
+    from MedSegAILib.model_choices import BUNDLED_LABEL, DEFAULT_CHOICE_KEY
+
     choices, problem = load_choices(REPO / "Resources" / "Models" / "catalog.json")
     assert problem is None
+    assert choices[0].key == DEFAULT_CHOICE_KEY == "task:total"
+    demo = choices[-1]
+    assert demo.model == "medsegai_ct_demo" and BUNDLED_LABEL in demo.title
     total = next(c for c in choices if c.task == "total")
     assert total.qualities == ("normal", "fast", "fastest") and len(total.structures) == 117
     assert total.licence.startswith("Licence: Apache-2.0")
@@ -140,6 +202,7 @@ from MedSegAILib.model_choices import load_choices
 from MedSegAILib.model_availability import missing_models
 from MedSegAILib.dependencies import plan_installation
 import MedSegAILib.segment_logic, MedSegAILib.statistics, MedSegAILib.uncertainty_overlay
+import MedSegAILib.logic_interface, MedSegAILib.console_request
 choices, problem = load_choices()
 assert problem is None and [c.key for c in choices][:1] == ["task:total"], (problem, choices)
 assert [m.model_id for m in missing_models("total", "fast", None, None)] == ["Dataset297_TotalSegmentator_total_3mm_1559subj"]

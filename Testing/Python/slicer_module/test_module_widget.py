@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import csv
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import slicer
 
 import medsegai
+from medsegai.service import WorkerEvent
 from conftest import add_volume, scene_snapshot
 from models_support.fixtures import model_env, server  # noqa: F401 (pytest fixtures)
 from models_support.served_model import served_model  # noqa: F401 (pytest fixture)
-from widget_fixtures import (longest_event_loop_gap, module_widget, run_panel, select_data, select_model,  # noqa: F401
-                             slicer_app, wait_for_run)
+from widget_fixtures import (close_panel, longest_event_loop_gap, module_widget, open_panel, run_panel,  # noqa: F401
+                             select_data, select_model, slicer_app, wait_for_run)
 from pythonqt_env.slicer_application import process_events_until
 
+from medsegai.run_request import MODES, PRECISIONS
 from MedSegAILib.statistics import COLUMNS
 from MedSegAILib.volume_bridge import image_from_volume
 
@@ -45,7 +48,11 @@ def _visible_names(ui):
 def test_panel_lists_catalogue_models_with_licence_qualities_and_grouped_structures(module_widget):
     ui = module_widget.ui
     keys = [ui.modelSelector.itemData(i) for i in range(ui.modelSelector.count)]
-    assert keys[0] == "task:total" and DEMO in keys
+    # It opens on TotalSegmentator; the bundled model comes last and says what it is.
+    assert keys[0] == "task:total" and ui.modelSelector.currentData == "task:total"
+    assert keys[-1] == DEMO
+    demo_title = ui.modelSelector.itemText(keys.index(DEMO))
+    assert "small demonstration model" in demo_title and "offline" in demo_title
     assert ui.licenseLabel.text.startswith("Licence: Apache-2.0")
     assert [ui.qualitySelector.itemText(i) for i in range(ui.qualitySelector.count)] == ["normal", "fast", "fastest"]
     groups = {g for g, _ in _tree_items(ui)}
@@ -54,6 +61,10 @@ def test_panel_lists_catalogue_models_with_licence_qualities_and_grouped_structu
     assert [ui.deviceSelector.itemData(i) for i in range(ui.deviceSelector.count)] == ["auto", "cuda", "cpu"]
     methods = [ui.uncertaintyMethodSelector.itemData(i) for i in range(ui.uncertaintyMethodSelector.count)]
     assert methods == ["", "entropy", "tta", "mcdropout", "ensemble"]
+    assert [ui.precisionSelector.itemData(i) for i in range(ui.precisionSelector.count)] == list(PRECISIONS)
+    assert [ui.modeSelector.itemData(i) for i in range(ui.modeSelector.count)] == list(MODES)
+    assert ui.tileStepSpinBox.value == 0 and ui.tileStepSpinBox.text == "Model default" and ui.foldsLineEdit.text == ""
+    assert not ui.resultWarningLabel.visible
 
     select_model(module_widget, DEMO)
     assert [ui.qualitySelector.itemText(i) for i in range(ui.qualitySelector.count)] == ["normal"]
@@ -62,22 +73,22 @@ def test_panel_lists_catalogue_models_with_licence_qualities_and_grouped_structu
 
 
 def test_structure_search_ticks_only_what_it_shows_and_sets_the_subset(module_widget):
-    ui, widget = module_widget.ui, module_widget.widget
-    assert widget.selectedSubset() is None  # everything ticked: the whole model runs
+    ui, structures = module_widget.ui, module_widget.panel.options.structures
+    assert structures.selected_subset() is None  # everything ticked: the whole model runs
     ui.structureSearchBox.setText("kidney")
     shown = _visible_names(ui)
     assert shown and all("kidney" in n for n in shown)
     ui.clearStructuresButton.click()
     ui.structureSearchBox.setText("")
     assert len(_visible_names(ui)) == 117
-    subset = widget.selectedSubset()
+    subset = structures.selected_subset()
     assert len(subset) == 117 - len(shown) and not set(shown) & set(subset)
     assert ui.structureCountLabel.text == f"{117 - len(shown)} of 117"
     ui.structureSearchBox.setText("vertebrae L")  # a space matches an underscore
     assert set(_visible_names(ui)) == {f"vertebrae_L{i}" for i in range(1, 6)}
     ui.structureSearchBox.setText("")
     ui.selectAllStructuresButton.click()
-    assert widget.selectedSubset() is None
+    assert structures.selected_subset() is None
 
 
 def test_cpu_warning_for_a_full_resolution_run_of_a_large_ct(module_widget, mrml):
@@ -113,13 +124,13 @@ def test_a_2d_volume_is_refused_with_a_message_and_the_scene_unchanged(module_wi
     process_events_until(lambda: module_widget.robot.seen, 10, "the error message")
     (dialog,) = module_widget.robot.take()
     assert "2D" in dialog.text and dialog.answered == "OK"
-    assert module_widget.widget.running is None and ui.applyButton.text == "Apply"
+    assert module_widget.panel.running is None and ui.applyButton.text == "Apply"
     assert scene_snapshot(mrml.scene) == before
     assert not list(module_widget.work.glob("MedSegAI-*"))
 
 
 def test_apply_runs_in_the_background_and_imports_what_the_runner_finds(module_widget, mrml, ct_volume):
-    ui, widget = module_widget.ui, module_widget.widget
+    ui, widget = module_widget.ui, module_widget.panel
     select_model(module_widget, DEMO)
     select_data(ui.deviceSelector, "cpu")
     assert ui.inputVolumeSelector.currentNode() is ct_volume
@@ -140,7 +151,8 @@ def test_apply_runs_in_the_background_and_imports_what_the_runner_finds(module_w
     # The GUI stays responsive: the longest event-loop iteration of the whole run, including the
     # hand-over of the volume to the worker and the import of the result.
     assert worst_gap < 1.0, f"the GUI froze for {worst_gap:.2f} s"
-    assert {"start", "predict"} <= stages, stages
+    # The stages of the job (the worker's own "start" belongs to no job: the worker stays between runs).
+    assert {"load", "predict"} <= stages, stages
     assert max(values) > 0 and values == sorted(values[:values.index(max(values)) + 1]) + values[values.index(max(values)) + 1:]
     assert ui.stageLabel.text.startswith("Done in"), ui.stageLabel.text
     assert ui.applyButton.text == "Apply" and ui.inputVolumeSelector.enabled and not ui.progressBar.visible
@@ -161,19 +173,19 @@ def test_apply_runs_in_the_background_and_imports_what_the_runner_finds(module_w
 
 
 def test_cancel_stops_the_run_within_two_seconds_and_leaves_the_scene_as_it_was(module_widget, mrml, ct_volume):
-    ui, widget = module_widget.ui, module_widget.widget
+    ui, panel = module_widget.ui, module_widget.panel
     select_model(module_widget, DEMO)
     select_data(ui.deviceSelector, "cpu")
     before = scene_snapshot(mrml.scene)
     ui.applyButton.click()
     process_events_until(lambda: ui.progressBar.value > 0, 120, "the first progress")
-    process = widget.running.job.process
+    handle = panel.running.job.handle
     ui.applyButton.click()  # now Cancel
     assert ui.stageLabel.text == "Cancelling..." and not ui.applyButton.enabled
     t0 = time.monotonic()
     wait_for_run(module_widget, 30)
     assert time.monotonic() - t0 < 2.5
-    assert not process.running
+    assert handle.finished and handle.final_event.kind == "cancelled"
     assert ui.stageLabel.text == "Cancelled; the scene was not changed."
     assert ui.applyButton.text == "Apply" and ui.applyButton.enabled
     assert scene_snapshot(mrml.scene) == before
@@ -187,7 +199,7 @@ def _edit_segment(node, segment_id, volume):
 
 
 def test_edited_segments_are_kept_or_replaced_only_when_the_user_says_so(module_widget, mrml, ct_volume):
-    from MedSegAI import KEEP_EDITS, REPLACE_EDITS
+    from MedSegAIGui.qt_dialogs import DONT_IMPORT, KEEP_EDITS, REPLACE_EDITS
     from MedSegAILib.segment_edits import mask_checksum
 
     ui, robot = module_widget.ui, module_widget.robot
@@ -201,10 +213,10 @@ def test_edited_segments_are_kept_or_replaced_only_when_the_user_says_so(module_
 
     # "Don't import": nothing changes.
     before = scene_snapshot(mrml.scene)
-    robot.answer("Don't import")
+    robot.answer(DONT_IMPORT)
     run_panel(module_widget)
     (dialog,) = robot.take()
-    assert "liver" in dialog.text and set(dialog.buttons) == {KEEP_EDITS, REPLACE_EDITS, "Don't import"}
+    assert "liver" in dialog.text and set(dialog.buttons) == {KEEP_EDITS, REPLACE_EDITS, DONT_IMPORT}
     assert scene_snapshot(mrml.scene) == before and "not imported" in ui.stageLabel.text
     assert not list(module_widget.work.glob("MedSegAI-*"))
 
@@ -248,14 +260,14 @@ def test_statistics_table_and_csv_export(module_widget, mrml, ct_volume, tmp_pat
 
 
 def test_uncertainty_overlay_sliders_and_jump_from_the_panel(module_widget, mrml, ct_volume):
-    ui, widget = module_widget.ui, module_widget.widget
+    ui, results = module_widget.ui, module_widget.panel.results
     select_model(module_widget, DEMO)
     select_data(ui.deviceSelector, "cpu")
     select_data(ui.uncertaintyMethodSelector, "entropy")
     assert not ui.uncertaintyPassesSpinBox.enabled  # entropy needs no extra passes
     assert not ui.jumpToLeastConfidentButton.enabled
     run_panel(module_widget)
-    unc = widget.uncertaintyNode
+    unc = results.uncertainty_node
     assert unc is not None and unc.GetScene() is mrml.scene
     composites = [mrml.scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
                   for i in range(mrml.scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode"))]
@@ -273,15 +285,14 @@ def test_uncertainty_overlay_sliders_and_jump_from_the_panel(module_widget, mrml
 
 
 def test_cleanup_while_running_stops_the_worker(module_widget, mrml, ct_volume):
-    ui, widget = module_widget.ui, module_widget.widget
+    ui, panel = module_widget.ui, module_widget.panel
     select_model(module_widget, DEMO)
     select_data(ui.deviceSelector, "cpu")
     ui.applyButton.click()
-    process = widget.running.job.process
-    widget.cleanup()  # Slicer closing, or the module reloaded, mid-run
-    process_events_until(lambda: not process.running, 10, "the worker to stop")
-    assert not list(module_widget.work.glob("MedSegAI-*"))
-    widget.running = None
+    worker = panel.running.job.handle.worker
+    module_widget.widget.cleanup()  # Slicer closing, or the module reloaded, mid-run
+    process_events_until(lambda: not worker.running, 10, "the worker to stop")
+    assert panel.running is None and not list(module_widget.work.glob("MedSegAI-*"))
 
 
 def test_a_model_that_is_not_installed_is_downloaded_after_the_user_agrees(
@@ -290,7 +301,7 @@ def test_a_model_that_is_not_installed_is_downloaded_after_the_user_agrees(
 
     from medsegai.models import locate
 
-    ui, widget, robot = module_widget.ui, module_widget.widget, module_widget.robot
+    ui, widget, robot = module_widget.ui, module_widget.panel, module_widget.robot
     select_model(module_widget, f"model:{served_model}")  # from the user catalogue, not the built-in one
     select_data(ui.deviceSelector, "cpu")
     assert "not installed" in ui.licenseLabel.text
@@ -347,3 +358,162 @@ def test_a_broken_model_is_a_message_and_the_scene_is_unchanged(model_env, small
     assert panel.ui.stageLabel.text == "Failed; the scene was not changed."
     assert scene_snapshot(mrml.scene) == before
     assert not list(panel.work.glob("MedSegAI-*"))
+
+
+class _FakeRun:
+    """A run that reports progress twice and then ends; what RunningRun declares, nothing more."""
+
+    def __init__(self, request):
+        self.request = request
+        self._events = [WorkerEvent("progress", {"stage": "predict", "fraction": 0.5, "message": "tiles"}),
+                        WorkerEvent("log", {"message": "fake worker says hello"})]
+        self.cancelled = False
+
+    def poll(self):
+        events, self._events = self._events[:1], self._events[1:]
+        return events
+
+    def cancel(self):
+        self.cancelled = True
+
+    @property
+    def done(self):
+        return not self._events
+
+
+class _FakeLogic:
+    """The panel's Logic reduced to PanelLogic's methods: the panel must work with nothing else."""
+
+    def __init__(self, scene):
+        self._scene = scene
+        self.requests, self.discarded, self.shutdowns = [], [], 0
+        self.warnings = []  # what the next finished run reports
+
+    def _check(self, request):
+        from medsegai.run_request import RunRequestError
+        from MedSegAILib.errors import InputError
+
+        try:
+            request.run.validate()
+        except RunRequestError as e:
+            raise InputError(str(e)) from None
+
+    def missing_models(self, request):
+        self._check(request)
+        return []
+
+    def start(self, request):
+        self._check(request)
+        self.requests.append(request)
+        return _FakeRun(request)
+
+    def finish(self, running, on_edited=None):
+        node = self._scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "fake segmentation")
+        return SimpleNamespace(segmentation_node=node, update=SimpleNamespace(node=node, written=["liver"], kept_edited=[]),
+                               result=SimpleNamespace(notes=["a note"], warnings=list(self.warnings), model_reused=False),
+                               seconds=1.0, uncertainty_node=None, uncertainty_method=None, confidence={})
+
+    def discard(self, running):
+        self.discarded.append(running)
+
+    def statistics(self, segmentation_node, volume_node, uncertainty_volume=None, confidence_threshold=None):
+        return []
+
+    def jump_to_least_confident(self, segmentation_node, volume_node):
+        raise AssertionError("not used here")
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+
+def test_the_panel_needs_only_the_logic_interface_and_shows_the_runs_warnings(mrml, slicer_app, tmp_path):
+    """An injected Logic with PanelLogic's methods only: the Advanced options arrive in its RunRequest,
+    a bad one is a message, the result's warnings stand beside it until the next Apply, and closing
+    Slicer stops the worker."""
+    import qt
+
+    from MedSegAILib.logic_interface import PanelLogic
+
+    logic = _FakeLogic(mrml.scene)
+    assert isinstance(logic, PanelLogic)
+    panel = open_panel(mrml, slicer_app, tmp_path, logic)
+    try:
+        ui = panel.ui
+        assert panel.widget.logic is logic
+        add_volume(mrml.scene, np.zeros((4, 8, 8), np.int16), np.eye(4), name="CT")
+        select_model(panel, DEMO)
+        select_data(ui.deviceSelector, "cpu")
+        select_data(ui.precisionSelector, "fp32")
+        select_data(ui.modeSelector, "nnunet")
+        ui.tileStepSpinBox.setValue(0.75)
+        ui.foldsLineEdit.setText("0, 2")
+        ui.structureSearchBox.setText("kidney")
+        ui.clearStructuresButton.click()
+        ui.structureSearchBox.setText("")
+
+        # A fold that is not a number: the Logic's message, nothing started.
+        ui.foldsLineEdit.setText("zero")
+        panel.robot.answer(qt.QMessageBox.Ok)
+        ui.applyButton.click()
+        (error,) = panel.robot.take()
+        assert "folds" in error.text and panel.panel.running is None and not logic.requests
+        ui.foldsLineEdit.setText("0, 2")
+
+        logic.warnings = ["The input looks like MR; this model was trained on CT."]
+        run_panel(panel, 30)
+        run = logic.requests[-1].run
+        assert (run.model, run.task, run.device, run.precision, run.mode) == ("medsegai_ct_demo", None, "cpu",
+                                                                             "fp32", "nnunet")
+        assert run.tile_step == pytest.approx(0.75) and run.folds == ["0", "2"]
+        assert run.roi_subset and not any("kidney" in n for n in run.roi_subset)
+        assert ui.stageLabel.text.startswith("Done in") and "fake worker says hello" in ui.logText.toPlainText()
+        assert ui.resultWarningLabel.visible and "trained on CT" in ui.resultWarningLabel.text
+        assert ui.outputSegmentationSelector.currentNode().GetName() == "fake segmentation"
+
+        # The next run clears the warning as it starts; a clean result leaves it empty.
+        logic.warnings = []
+        ui.applyButton.click()
+        assert not ui.resultWarningLabel.visible and ui.resultWarningLabel.text == ""
+        wait_for_run(panel, 30)
+        assert not ui.resultWarningLabel.visible
+
+        slicer_app.emit("aboutToQuit()")
+        assert logic.shutdowns == 1
+    finally:
+        close_panel(panel)
+    assert panel.widget.cleanup not in slicer_app.signal_slots["aboutToQuit()"]  # a closed panel is let go
+
+
+def test_a_second_apply_reuses_the_worker_and_its_model(module_widget, mrml, ct_volume):
+    ui, panel, app = module_widget.ui, module_widget.panel, module_widget.app
+    select_model(module_widget, DEMO)
+    select_data(ui.deviceSelector, "cpu")
+    run_panel(module_widget)
+    first = panel.last_outcome
+    ui.applyButton.click()
+    worker = panel.running.job.handle.worker
+    pid = worker.pid
+    wait_for_run(module_widget)
+    assert ui.stageLabel.text.startswith("Done in"), ui.stageLabel.text
+    assert not first.result.model_reused and panel.last_outcome.result.model_reused
+    assert worker.running and worker.pid == pid and worker.starts == 1
+
+    app.emit("aboutToQuit()")  # Slicer exits: the worker that stayed goes with it
+    process_events_until(lambda: not worker.running, 10, "the worker to stop")
+
+
+def test_without_an_injected_logic_the_widget_builds_the_real_one_on_slicers_scene(mrml, slicer_app):
+    """What Slicer gets: it constructs the widget with a parent only."""
+    import MedSegAI
+    from MedSegAILib.segment_logic import SegmentLogic
+    from pythonqt_env.slicer_application import module_panel
+
+    widget, parent = module_panel(MedSegAI.MedSegAIWidget, mrml.scene)
+    try:
+        assert isinstance(widget.logic, SegmentLogic) and widget.logic.scene is mrml.scene
+        assert widget.panel.logic is widget.logic
+    finally:
+        widget.cleanup()
+        for combo in (widget.ui.inputVolumeSelector, widget.ui.outputSegmentationSelector):
+            combo.setMRMLScene(None)
+        parent.deleteLater()

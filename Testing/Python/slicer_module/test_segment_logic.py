@@ -9,7 +9,7 @@ import pytest
 import slicer
 
 import medsegai
-from conftest import add_volume, scene_snapshot
+from conftest import add_volume, scene_snapshot, segment_node
 from geometry_cases import GEOMETRIES
 from real_data import ct_and_labels
 from medsegai.errors import CancelledError, MedSegAIError
@@ -17,16 +17,12 @@ from medsegai.errors import CancelledError, MedSegAIError
 from MedSegAILib.errors import EditedSegmentsError, InputError, ModelsNotInstalledError
 from models_support.fixtures import model_env, server  # noqa: F401 (pytest fixtures)
 from models_support.served_model import served_model  # noqa: F401 (pytest fixture)
-from MedSegAILib.segment_logic import SegmentationRequest, SegmentLogic
+from MedSegAILib.segment_logic import SegmentationRequest
+from medsegai.run_request import RunRequest
 from MedSegAILib.statistics import statistics_to_table, write_statistics_csv
 from MedSegAILib.volume_bridge import image_from_volume
 
 CROP = (slice(6, 26), slice(15, 85), slice(20, 100))
-
-
-@pytest.fixture
-def logic(mrml, worker_env, tmp_path):
-    return SegmentLogic(mrml.scene, mrml.segmentations, work_root=str(tmp_path), worker_env=worker_env)
 
 
 @pytest.fixture
@@ -36,7 +32,7 @@ def ct_volume(mrml, data_dir):
 
 
 def test_console_api_returns_a_segmentation_matching_the_runner(logic, mrml, ct_volume, tiny_model, tmp_path):
-    node = logic.segment(ct_volume, model=str(tiny_model), device="cpu", timeout=180)
+    node = segment_node(logic, ct_volume, model=str(tiny_model), device="cpu").segmentation_node
     expected = medsegai.segment(image_from_volume(ct_volume), model=str(tiny_model), device="cpu")
     present = expected.present_segments()
     assert present and node.GetSegmentation().GetNumberOfSegments() == len(present)
@@ -67,9 +63,9 @@ def test_console_api_returns_a_segmentation_matching_the_runner(logic, mrml, ct_
     arr = slicer.util.arrayFromSegmentInternalBinaryLabelmap(node, seg_id)
     arr[arr == node.GetSegmentation().GetSegment(seg_id).GetLabelValue()] = 0
     node.GetBinaryLabelmapInternalRepresentation(seg_id).Modified()
-    running = logic.start(SegmentationRequest(ct_volume, task=None, model=str(tiny_model), device="cpu",
+    running = logic.start(SegmentationRequest(ct_volume, RunRequest(model=str(tiny_model), device="cpu"),
                                               segmentation_node=node, on_edited="error"))
-    running.job.process.wait(timeout=180)
+    running.job.wait(timeout=180)
     before = scene_snapshot(mrml.scene)
     with pytest.raises(EditedSegmentsError, match=name):
         logic.finish(running)
@@ -80,7 +76,7 @@ def test_console_api_returns_a_segmentation_matching_the_runner(logic, mrml, ct_
 
 
 def test_subset_keeps_only_the_chosen_structures(logic, ct_volume, tiny_model):
-    node = logic.segment(ct_volume, model=str(tiny_model), device="cpu", subset=["liver"], timeout=180)
+    node = segment_node(logic, ct_volume, model=str(tiny_model), device="cpu", roi_subset=["liver"]).segmentation_node
     names = {node.GetSegmentation().GetNthSegment(n).GetName() for n in range(node.GetSegmentation().GetNumberOfSegments())}
     assert names <= {"liver"}
 
@@ -91,17 +87,18 @@ def test_bad_input_is_refused_before_any_work(logic, mrml, data_dir, ct_volume, 
     table = mrml.scene.AddNewNodeByClass("vtkMRMLTableNode", "not a segmentation")
     before = scene_snapshot(mrml.scene)
     cases = [
-        (dict(volume_node=None), "Select an input volume"),
-        (dict(volume_node=label_node), "label map"),
-        (dict(volume_node=ct_volume, subset=[]), "subset is empty"),
-        (dict(volume_node=ct_volume, subset=["liver", "unicorn"]), "unicorn"),
-        (dict(volume_node=ct_volume, quality="best"), "quality"),
-        (dict(volume_node=ct_volume, segmentation_node=table), "segmentation node"),
+        (None, {}, {}, "Select an input volume"),
+        (label_node, {}, {}, "label map"),
+        (ct_volume, {"roi_subset": []}, {}, "subset is empty"),
+        (ct_volume, {"roi_subset": ["liver", "unicorn"]}, {}, "unicorn"),
+        (ct_volume, {"quality": "best"}, {}, "quality"),
+        (ct_volume, {"precision": "int4"}, {}, "precision"),
+        (ct_volume, {"tile_step": 2.0}, {}, "tile step"),
+        (ct_volume, {}, {"segmentation_node": table}, "segmentation node"),
     ]
-    for kwargs, words in cases:
-        kwargs.setdefault("task", "total")
+    for volume, run, extra, words in cases:
         with pytest.raises(InputError, match=words):
-            logic.start(SegmentationRequest(**kwargs))
+            logic.start(SegmentationRequest(volume, RunRequest(task="total", **run), **extra))
     assert scene_snapshot(mrml.scene) == before
     assert not list(tmp_path.glob("MedSegAI-*"))
 
@@ -116,7 +113,7 @@ def test_missing_or_broken_model_gives_a_message_and_no_change(logic, mrml, ct_v
     before = scene_snapshot(mrml.scene)
     for model in (str(tmp_path / "nowhere"), str(broken)):
         with pytest.raises(MedSegAIError) as info:
-            logic.segment(ct_volume, model=model, device="cpu", timeout=180)
+            segment_node(logic, ct_volume, model=model, device="cpu")
         assert "Traceback" not in str(info.value)
         assert scene_snapshot(mrml.scene) == before
     assert not list(tmp_path.glob("MedSegAI-*"))
@@ -124,7 +121,7 @@ def test_missing_or_broken_model_gives_a_message_and_no_change(logic, mrml, ct_v
 
 def test_cancel_halfway_leaves_the_scene_unchanged(logic, mrml, ct_volume, tiny_model, tmp_path):
     before = scene_snapshot(mrml.scene)
-    running = logic.start(SegmentationRequest(ct_volume, task=None, model=str(tiny_model), device="cpu"))
+    running = logic.start(SegmentationRequest(ct_volume, RunRequest(model=str(tiny_model), device="cpu")))
     deadline = time.monotonic() + 60
     while not any(e.kind == "progress" for e in running.poll()):
         assert time.monotonic() < deadline
@@ -144,10 +141,10 @@ def test_cancel_halfway_leaves_the_scene_unchanged(logic, mrml, ct_volume, tiny_
 def test_a_model_not_installed_is_named_before_the_run_or_downloaded_from_the_console(
         served_model, server, logic, mrml, ct_volume, tmp_path):
     before = scene_snapshot(mrml.scene)
-    request = SegmentationRequest(ct_volume, task=None, model=served_model, device="cpu")
+    request = SegmentationRequest(ct_volume, RunRequest(model=served_model, device="cpu"))
     assert [m.model_id for m in logic.missing_models(request)] == [served_model]
     with pytest.raises(ModelsNotInstalledError) as info:
-        logic.segment(ct_volume, model=served_model, device="cpu", download=False)
+        segment_node(logic, ct_volume, model=served_model, device="cpu", download=False)
     message = str(info.value)
     assert served_model in message and "download=True" in message and "import_model" in message
     assert server.url(f"/{served_model}.zip") in message  # where to get it on another computer
@@ -155,6 +152,6 @@ def test_a_model_not_installed_is_named_before_the_run_or_downloaded_from_the_co
     assert not list(tmp_path.glob("MedSegAI-*"))
 
     # The console downloads by default, as TotalSegmentator does.
-    node = logic.segment(ct_volume, model=served_model, device="cpu", timeout=180)
+    node = segment_node(logic, ct_volume, model=served_model, device="cpu").segmentation_node
     assert node.GetSegmentation().GetNumberOfSegments() > 0
     assert logic.missing_models(request) == [] and len(server.gets(f"/{served_model}.zip")) == 1

@@ -6,23 +6,18 @@ import pytest
 import slicer
 
 import medsegai
-from conftest import add_volume, scene_snapshot
+from conftest import add_volume, scene_snapshot, segment_node
 from geometry_cases import GEOMETRIES
 from real_data import ct_and_labels
 from medsegai.errors import MedSegAIError
 
 from MedSegAILib.errors import InputError
-from MedSegAILib.segment_logic import SegmentationRequest, SegmentLogic
+from MedSegAILib.segment_logic import SegmentationRequest
+from medsegai.run_request import RunRequest
 from MedSegAILib.uncertainty_scores import read_confidence
 from MedSegAILib.volume_bridge import image_from_volume
 
 CROP = (slice(6, 26), slice(15, 85), slice(20, 100))
-
-
-@pytest.fixture
-def logic(mrml, worker_env, tmp_path):
-    return SegmentLogic(mrml.scene, mrml.segmentations, work_root=str(tmp_path), worker_env=worker_env,
-                        colors_logic=mrml.colors)
 
 
 @pytest.fixture
@@ -32,8 +27,8 @@ def ct_volume(mrml, data_dir):
 
 
 def test_console_api_returns_the_map_and_the_scores(logic, mrml, ct_volume, tiny_model, tmp_path):
-    outcome = logic.segment_outcome(ct_volume, model=str(tiny_model), device="cpu", timeout=180,
-                                    uncertainty="entropy", confidence_threshold=0.9)
+    outcome = segment_node(logic, ct_volume, model=str(tiny_model), device="cpu", uncertainty="entropy",
+                           confidence_threshold=0.9)
     # One thread, as in the worker (worker_env): oneDNN's results depend on the thread count.
     expected = medsegai.segment(image_from_volume(ct_volume), model=str(tiny_model), device="cpu",
                                 uncertainty="entropy", threads=1)
@@ -64,9 +59,9 @@ def test_console_api_returns_the_map_and_the_scores(logic, mrml, ct_volume, tiny
 def test_an_impossible_request_fails_cleanly(logic, mrml, ct_volume, tiny_model, tmp_path):
     before = scene_snapshot(mrml.scene)
     with pytest.raises(InputError, match="Unknown uncertainty method"):
-        logic.start(SegmentationRequest(ct_volume, task=None, model=str(tiny_model), uncertainty="bayes"))
+        logic.start(SegmentationRequest(ct_volume, RunRequest(model=str(tiny_model), uncertainty="bayes")))
     with pytest.raises(MedSegAIError, match="dropout"):
-        logic.segment_outcome(ct_volume, model=str(tiny_model), device="cpu", timeout=180, uncertainty="mcdropout")
+        segment_node(logic, ct_volume, model=str(tiny_model), device="cpu", uncertainty="mcdropout")
     assert scene_snapshot(mrml.scene) == before
     assert not list(tmp_path.glob("MedSegAI-*"))
     with pytest.raises(InputError, match="no confidence scores"):

@@ -3,6 +3,7 @@ real Qt widgets over a real MRML scene, with PythonQt and the application emulat
 ``pythonqt_env`` (see its slicer_application.py for what is real and what stands in)."""
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,8 +20,17 @@ def slicer_app(tmp_path_factory):
     return install(tmp_path_factory.mktemp("slicer_app"))
 
 
-@pytest.fixture
-def module_widget(mrml, slicer_app, tmp_path, worker_env):
+def real_logic(mrml, work_root, worker_env):
+    """The Logic the module builds, with the runs' files in ``work_root`` (a test checks that nothing
+    is left behind) and the worker held to one thread."""
+    from MedSegAILib.segment_logic import SegmentLogic
+
+    return SegmentLogic(mrml.scene, mrml.segmentations, work_root=str(work_root), worker_env=worker_env,
+                        colors_logic=mrml.colors)
+
+
+def open_panel(mrml, slicer_app, work, logic):
+    """The module's widget with ``logic`` injected, as Slicer builds it, and a robot for its dialogs."""
     import qt
 
     import MedSegAI
@@ -29,32 +39,43 @@ def module_widget(mrml, slicer_app, tmp_path, worker_env):
     slicer_app.testing = False
     robot = DialogRobot()
     add_slice_views(mrml.scene)
-    widget, parent = module_panel(MedSegAI.MedSegAIWidget, mrml.scene)
-    # Runs of this test leave their files here, so a test can check that nothing is left behind.
-    widget.logic.core.work_root = str(tmp_path)
-    widget.logic.core.worker_env = worker_env
+    widget, parent = module_panel(functools.partial(MedSegAI.MedSegAIWidget, logic=logic), mrml.scene)
     parent.show()
-    yield SimpleNamespace(widget=widget, ui=widget.ui, robot=robot, parent=parent, app=slicer_app, work=tmp_path)
+    return SimpleNamespace(widget=widget, ui=widget.ui, panel=widget.panel, robot=robot, parent=parent,
+                           app=slicer_app, work=work)
+
+
+def close_panel(panel) -> None:
+    import qt
+
+    widget, robot, parent = panel.widget, panel.robot, panel.parent
     widget.cleanup()
     for combo in (widget.ui.inputVolumeSelector, widget.ui.outputSegmentationSelector):
         combo.setMRMLScene(None)
     robot.stop()
     parent.hide()
     parent.deleteLater()
-    slicer_app.processEvents()
+    panel.app.processEvents()
     unexpected = [d for d in robot.seen if d.problem]
     assert not unexpected, f"dialogs the test did not answer: {unexpected}"
     assert not qt.SLOT_ERRORS, "exceptions in slots:\n" + "\n".join(qt.SLOT_ERRORS)
 
 
+@pytest.fixture
+def module_widget(mrml, slicer_app, tmp_path, worker_env):
+    panel = open_panel(mrml, slicer_app, tmp_path, real_logic(mrml, tmp_path, worker_env))
+    yield panel
+    close_panel(panel)
+
+
 def wait_for_run(panel, timeout_s=300.0):
     """Let the event loop run until the widget's run has finished (its Apply button is back)."""
-    process_events_until(lambda: panel.widget.running is None, timeout_s, "the run to finish")
+    process_events_until(lambda: panel.panel.running is None, timeout_s, "the run to finish")
 
 
 def run_panel(panel, timeout_s=300.0):
     panel.ui.applyButton.click()
-    assert panel.widget.running is not None, panel.ui.stageLabel.text
+    assert panel.panel.running is not None, panel.ui.stageLabel.text
     wait_for_run(panel, timeout_s)
 
 

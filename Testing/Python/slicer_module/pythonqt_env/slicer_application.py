@@ -167,6 +167,13 @@ class SlicerApp:
         self.signal_slots[signature].append(slot)
         return True
 
+    def disconnect(self, signature, slot):
+        # PythonQt's QObject.disconnect: False, not an error, for a slot that is not connected.
+        if slot in self.signal_slots[signature]:
+            self.signal_slots[signature].remove(slot)
+            return True
+        return False
+
     def emit(self, signature, *args):
         for slot in list(self.signal_slots[signature]):
             slot(*args)

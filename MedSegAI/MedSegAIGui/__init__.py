@@ -1,0 +1,6 @@
+"""The module's Qt side: the panel behind ``MedSegAIWidget`` and the questions it asks the user.
+
+Above ``MedSegAILib``, never below it: the panel reaches the Logic only through
+``MedSegAILib.logic_interface.PanelLogic`` and the user only through ``dialogs.Dialogs``, so tests
+can replace either. Needs Slicer's ``qt`` (PythonQt), hence not in the Qt-free library.
+"""
