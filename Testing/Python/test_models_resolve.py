@@ -8,7 +8,7 @@ import pytest
 
 import medsegai.models as models
 from medsegai.errors import InvalidModelError
-from medsegai.models import cli
+from medsegai import cli
 from medsegai.models.errors import ChecksumError, ModelNotFoundError, ModelNotInstalledError
 from models_support.fixtures import model_env, server  # noqa: F401 (pytest fixtures)
 from models_support.http_server import Route

@@ -99,7 +99,7 @@ def test_per_call_options_cannot_change_the_model(small_ct):
     ({"roi_subset": "liver"}, "list of structure names"),
     ({"tile_step": 0}, "tile step"),
     ({"uncertainty": "bayes"}, "Unknown uncertainty method 'bayes'"),
-    ({"uncertainty": "tta", "uncertainty_passes": 1}, "2 to 64 passes"),
+    ({"uncertainty": "tta", "uncertainty_passes": 1}, "at least 2 passes and takes at most 64"),
     ({"confidence_threshold": 1.5}, "between 0 and 1"),
 ])
 def test_run_request_validation(options, message):
