@@ -30,6 +30,8 @@ def test_models_a_run_needs(model_env):
     assert models_for_run("total", "fast", roi_subset=["liver"]) == [FAST]
     assert models_for_run(None, model="medsegai_ct_demo") == ["medsegai_ct_demo"]
     assert models_for_run(None, model="/some/folder/model") == []
+    # A task whose models come from a folder (--task total --model WEIGHTS_DIR) needs no catalogue model.
+    assert models_for_run("total", "fast", model="/weights/folder") == []
 
 
 def test_missing_models_in_a_fresh_cache(model_env):

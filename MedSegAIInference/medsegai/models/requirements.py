@@ -28,7 +28,10 @@ def parts_holding(model_ids: Sequence[str], subset: Sequence[str], catalog: Opti
 
 def models_for_run(task: Optional[str], quality: str = "normal", model: Optional[str] = None,
                    roi_subset: Optional[Sequence[str]] = None, catalog: Optional[Catalog] = None) -> List[str]:
-    """Catalogue ids a run loads; a model given as a folder needs none."""
+    """Catalogue ids a run loads; a model given as a folder needs none (with a task, ``model`` is the
+    folder that holds the task's models, as with ``medsegai segment --task total --model DIR``)."""
+    if task and model:
+        return []
     if task:
         from ..totalseg.tasks import get_task
 
