@@ -141,7 +141,8 @@ class SegmentationPanel:
         self.ui.stageLabel.text = (f"Done in {outcome.seconds:.0f} s: {len(outcome.update.written)} segments"
                                    + (f"; kept {len(kept)} edited segment(s)" if kept else "") + ".")
         for note in outcome.result.notes:
-            self.log(note)
+            if note not in outcome.result.warnings:  # logged once, as a warning, below
+                self.log(note)
         self.show_warnings(outcome.result.warnings)
         self.results.show_outcome(outcome, running.request.volume_node)
         self.options.update_model_status()  # a model the run downloaded is installed now

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 
 from medsegai.totalseg import __file__ as _totalseg_init
 
-QUALITY_ORDER = ("normal", "fast", "fastest")
+from medsegai.run_request import QUALITIES as QUALITY_ORDER  # noqa: E402 - one definition
 _CLASS_MAPS = Path(_totalseg_init).with_name("class_maps.json")
 _TASK_TITLES = {"total": "TotalSegmentator: whole body CT (117 structures)",
                 "total_mr": "TotalSegmentator: whole body MR (50 structures)"}
@@ -88,6 +88,8 @@ def load_choices(catalog_path: Optional[Path] = None) -> Tuple[List[ModelChoice]
     bundled: List[ModelChoice] = []  # listed last: the demo must not look like the model to use
     for e in entries:
         task = e.get("task")
+        if task == "interactive":  # the click model: run by the interactive session, not a whole-scan choice
+            continue
         if task in _TASK_TITLES:
             tasks.setdefault(task, []).append(e)
         else:

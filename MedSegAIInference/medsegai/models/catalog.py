@@ -23,7 +23,7 @@ MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 URL_RE = re.compile(r"^https?://\S+$")
 MODALITIES = ("CT", "MR")
-QUALITIES = ("normal", "fast", "fastest")
+from ..run_request import QUALITIES  # noqa: E402 - one definition for every layer
 
 _TOP_KEYS = {"$schema", "schema_version", "description", "models"}
 _MODEL_KEYS = {

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional
 from ..errors import MedSegAIError
 
 _HERE = Path(__file__).parent
-QUALITIES = ("normal", "fast", "fastest")
+from ..run_request import QUALITIES  # noqa: E402 - one definition for every layer
 
 
 @dataclass(frozen=True)
