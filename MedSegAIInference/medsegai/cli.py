@@ -161,7 +161,9 @@ def _write_outputs(args, image, result, target) -> dict:
     return written
 
 
-SUBCOMMAND_MODULES = ("medsegai.models.cli", "medsegai.training.cli", "medsegai.demo")
+# Subcommand name -> the module that registers it (``register(subparsers)``).
+SUBCOMMAND_MODULES = {"models": "medsegai.models.cli", "train": "medsegai.training.cli", "demo": "medsegai.demo",
+                      "interactive": "medsegai.interactive.cli"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,33 +171,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"medsegai {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_segment_parser(sub)
-    for module in SUBCOMMAND_MODULES:
+    for name, module in SUBCOMMAND_MODULES.items():
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:
             if (exc.name or "").split(".")[0] == "medsegai":
                 raise  # our own module is broken: that is a bug, not an optional part
-            _register_unavailable(sub, module, exc.name)
+            _register_unavailable(sub, name, exc.name)
             continue
         mod.register(sub)
     return parser
 
 
-def _register_unavailable(sub, module: str, missing: str) -> None:
+def _register_unavailable(sub, name: str, missing: str) -> None:
     """A subcommand whose third-party dependency is not installed says so when it is called."""
-    name = {"medsegai.training.cli": "train", "medsegai.models.cli": "models", "medsegai.demo": "demo"}[module]
-
     def unavailable(_args) -> int:
         raise MedSegAIError(f"'medsegai {name}' needs the Python package '{missing}': pip install {missing}")
 
     p = sub.add_parser(name, help=f"(unavailable: needs {missing})", add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=unavailable)
+    p.set_defaults(func=unavailable, unavailable=True)  # main() accepts any arguments for it
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "unavailable", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

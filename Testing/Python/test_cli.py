@@ -153,3 +153,18 @@ def test_output_path_with_a_label_suffix_is_that_file(name, kind, folder_run, sm
     labels = read_seg_nrrd(out)[0] if kind == "seg_nrrd" else read_image(out)
     assert labels.same_grid(reference, atol=1e-4)
     np.testing.assert_array_equal(labels.array, reference.array)
+
+
+def test_a_subcommand_missing_a_dependency_says_so_and_a_broken_one_raises(tmp_path, monkeypatch, capsys):
+    import medsegai.cli as cli
+
+    (tmp_path / "needs_dep.py").write_text("import a_package_that_is_not_installed\n")
+    (tmp_path / "medsegai_broken_probe.py").write_text("import medsegai.no_such_module\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", {"extra": "needs_dep"})
+    assert main(["extra", "--flag"]) == 1
+    assert "'medsegai extra' needs the Python package 'a_package_that_is_not_installed'" in capsys.readouterr().err
+    # A missing module of our own is a bug: it must not be hidden as an optional part.
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", {"broken": "medsegai_broken_probe"})
+    with pytest.raises(ModuleNotFoundError, match="medsegai.no_such_module"):
+        build_parser()
