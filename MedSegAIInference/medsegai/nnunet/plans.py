@@ -29,6 +29,7 @@ class NetworkSpec:
     norm_kwargs: Dict[str, Any] = field(default_factory=lambda: {"eps": 1e-5, "affine": True})
     dropout_p: float = 0.0
     nonlin_kwargs: Dict[str, Any] = field(default_factory=lambda: {"inplace": True})
+    nonlin: str = "LeakyReLU"  # "LeakyReLU" | "ReLU"
 
 
 @dataclass
@@ -123,6 +124,7 @@ def _network_from_new_format(arch: dict) -> NetworkSpec:
     conv_op = _norm_name(kw.get("conv_op"))
     if conv_op != "Conv3d":
         raise InvalidModelError(f"Only 3D models are supported; this model uses {conv_op}.")
+    _refuse_unbuilt_options(cls, kw)
     return NetworkSpec(
         class_name=cls,
         n_stages=n_stages,
@@ -136,7 +138,42 @@ def _network_from_new_format(arch: dict) -> NetworkSpec:
         norm_kwargs=dict(kw.get("norm_op_kwargs") or {}),
         dropout_p=dropout_p,
         nonlin_kwargs=dict(kw.get("nonlin_kwargs") or {}),
+        nonlin=_norm_name(kw.get("nonlin")) if kw.get("nonlin") else "LeakyReLU",
     )
+
+
+def _refuse_unbuilt_options(cls: str, kw: dict) -> None:
+    """Options of dynamic-network-architectures that network.py does not build: refuse them rather
+    than build a different network whose checkpoint might still load."""
+    unbuilt = [k for k in ("bottleneck_channels", "stem_channels", "stochastic_depth_p", "squeeze_excitation")
+               if kw.get(k)]
+    if cls == "ResidualEncoderUNet" and _norm_name(kw.get("block")) not in ("none", "BasicBlockD"):
+        unbuilt.append(f"block={_norm_name(kw.get('block'))}")
+    if kw.get("nonlin_first"):
+        unbuilt.append("nonlin_first")
+    if unbuilt:
+        raise InvalidModelError(f"{cls} with {', '.join(unbuilt)} is not supported.")
+
+
+def architecture_from_plans(plans: dict, configuration: str) -> Tuple[NetworkSpec, Tuple[int, ...]]:
+    """The network and patch size of one configuration, without the dataset and preprocessing
+    fields that :func:`parse_model_config` also requires (nnInteractive's plans need only these)."""
+    try:
+        conf = _resolve_configuration(plans, configuration)
+        network = (
+            _network_from_new_format(conf["architecture"]) if "architecture" in conf else _network_from_old_format(conf)
+        )
+        patch_size = tuple(int(p) for p in conf["patch_size"])
+    except InvalidModelError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise InvalidModelError(f"plans.json is incomplete or malformed ({type(exc).__name__}: {exc}).") from None
+    problems = _network_problems(network)
+    if len(patch_size) != 3:
+        problems.append("patch_size must be 3D")
+    if problems:
+        raise InvalidModelError("The model's plans are inconsistent: " + "; ".join(problems) + ".")
+    return network, patch_size
 
 
 def _network_from_old_format(conf: dict) -> NetworkSpec:
@@ -212,8 +249,7 @@ def parse_model_config(plans: dict, dataset: dict, configuration: str) -> ModelC
     return cfg
 
 
-def _check_consistency(cfg: ModelConfig) -> None:
-    n = cfg.network
+def _network_problems(n: NetworkSpec) -> List[str]:
     problems = []
     for name, seq, want in (
         ("features_per_stage", n.features_per_stage, n.n_stages),
@@ -224,6 +260,11 @@ def _check_consistency(cfg: ModelConfig) -> None:
     ):
         if len(seq) != want:
             problems.append(f"{name} has {len(seq)} entries, expected {want}")
+    return problems
+
+
+def _check_consistency(cfg: ModelConfig) -> None:
+    problems = _network_problems(cfg.network)
     if len(cfg.patch_size) != 3 or len(cfg.spacing) != 3:
         problems.append("patch_size and spacing must be 3D")
     for scheme in cfg.normalization_schemes:
