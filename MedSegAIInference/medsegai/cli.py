@@ -163,7 +163,7 @@ def _write_outputs(args, image, result, target) -> dict:
 
 # Subcommand name -> the module that registers it (``register(subparsers)``).
 SUBCOMMAND_MODULES = {"models": "medsegai.models.cli", "train": "medsegai.training.cli", "demo": "medsegai.demo",
-                      "interactive": "medsegai.interactive.cli"}
+                      "interactive": "medsegai.interactive.cli", "train-clicks": "medsegai.interactive.clicks.cli"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,8 @@
 The README's main job. Works offline when the sample CT is in ``$MEDSEGAI_DATA_DIR`` (default
 ``../shared/data``); otherwise the CT is downloaded once from a commit-pinned URL and checked
 against its SHA256. Writes the label map (NIfTI and Slicer ``.seg.nrrd``), the uncertainty map
-when the runner has uncertainty (else the class probabilities), and a PNG preview.
+when the runner has uncertainty (else the class probabilities), and a PNG preview; then segments
+three organs interactively with simulated clicks and prints Dice per click for each engine.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def has_uncertainty() -> bool:
 
 
 def run_demo(out_dir: Path, *, input_path: Optional[Path] = None, device: str = "auto", threads: Optional[int] = None,
-             allow_download: bool = True, progress=None, log=print) -> Dict[str, Path]:
+             allow_download: bool = True, interactive: bool = True, progress=None, log=print) -> Dict[str, Path]:
     from .api import segment
     from .io.read import read_image
     from .outputs import write_result_files
@@ -73,6 +74,14 @@ def run_demo(out_dir: Path, *, input_path: Optional[Path] = None, device: str = 
     for warning in result.warnings:
         log(f"warning: {warning}")
     log("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()) + f" on {result.device}")
+    if interactive and input_path is None:  # the sample has a reference label map to aim clicks at
+        from .interactive.demo import clicks_to_dice
+        from .sample_data import SAMPLE_LABELS
+
+        reference = read_image(sample_ct(SAMPLE_LABELS, allow_download=allow_download, log=log))
+        log("interactive: simulated clicks on the sample CT (TotalSegmentator's labels as the target; the click "
+            "model saw this scan in training: held-out figures are in its model card)")
+        clicks_to_dice(image, reference.array, log=log)
     return written
 
 
@@ -93,6 +102,8 @@ def register(sub) -> None:
     p.add_argument("-d", "--device", default="auto")
     p.add_argument("-nt", "--threads", type=int, default=None)
     p.add_argument("--no-download", action="store_true", help="fail instead of downloading the sample CT")
+    p.add_argument("--no-interactive", action="store_true",
+                   help="skip the interactive part (simulated clicks on the sample's organs, Dice per click)")
     p.set_defaults(func=_cmd_demo)
 
 
@@ -102,7 +113,7 @@ def _cmd_demo(args) -> int:
     printer = ProgressPrinter()
     try:
         written = run_demo(args.output, input_path=args.input, device=args.device, threads=args.threads,
-                           allow_download=not args.no_download, progress=printer,
+                           allow_download=not args.no_download, interactive=not args.no_interactive, progress=printer,
                            log=lambda m: print(m, flush=True))
     finally:
         printer.close()

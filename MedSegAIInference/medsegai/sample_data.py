@@ -40,6 +40,18 @@ SAMPLE_CT = SampleFile(
 )
 
 
+# TotalSegmentator's own label map of that CT (its regression reference, `total` values): what the
+# demo's simulated clicks aim at.
+SAMPLE_LABELS = SampleFile(
+    name="example_seg.nii.gz",
+    relative_path="ct/totalsegmentator-examples/tests/reference_files/example_seg.nii.gz",
+    url="https://raw.githubusercontent.com/wasserth/TotalSegmentator/0e65a448d557382b1e925276212b3bec7f5aff83/"
+        "tests/reference_files/example_seg.nii.gz",
+    sha256="8be652475a4aaae83103a66bfb3345314b1fc06742807a06cf5005f7a7913a2d",
+    licence="Apache-2.0 (wasserth/TotalSegmentator)",
+)
+
+
 class SampleDataError(MedSegAIError):
     """The sample CT is neither available locally nor downloadable and verifiable."""
 
@@ -88,7 +100,7 @@ def _download(url: str, dest: Path) -> None:
 
 
 def sample_ct(sample: SampleFile = SAMPLE_CT, *, allow_download: bool = True, log=print) -> Path:
-    """Path to the verified sample CT, downloading it into the cache if needed."""
+    """Path to the verified sample file (the CT by default), downloading it into the cache if needed."""
     local = data_dir() / sample.relative_path
     if local.is_file():
         if sha256_of(local) != sample.sha256:
@@ -98,18 +110,19 @@ def sample_ct(sample: SampleFile = SAMPLE_CT, *, allow_download: bool = True, lo
     if cached.is_file() and sha256_of(cached) == sample.sha256:
         return cached
     if not allow_download:
-        raise SampleDataError(f"The sample CT is not at {local} (set {DATA_DIR_ENV}) and downloads are off.")
-    log(f"downloading the sample CT from {sample.url}")
+        raise SampleDataError(f"The sample file {sample.name} is not at {local} (set {DATA_DIR_ENV}) and downloads "
+                              "are off.")
+    log(f"downloading the sample file {sample.name} from {sample.url}")
     with atomic_path(cached) as part:  # a failed or refused download leaves nothing in the cache
         try:
             _download(sample.url, part)
         except MedSegAIError:
             raise
         except Exception as exc:  # requests' many exception types: one clear message
-            raise SampleDataError(f"Cannot download the sample CT from {sample.url}: {exc}. Offline, set "
+            raise SampleDataError(f"Cannot download {sample.name} from {sample.url}: {exc}. Offline, set "
                                   f"{DATA_DIR_ENV} to a folder holding it, or pass your own CT with --input.") from None
         got = sha256_of(part)
         if got != sample.sha256:
-            raise SampleDataError(f"The downloaded sample CT has SHA256 {got}, expected {sample.sha256}; "
+            raise SampleDataError(f"The downloaded {sample.name} has SHA256 {got}, expected {sample.sha256}; "
                                   "it was deleted.")
     return cached
