@@ -123,8 +123,25 @@ class MedSegAILogic(ScriptedLoadableModuleLogic):
         """Centre the slice views on the least confident segment; returns its segment ID."""
         return self.segmentLogic.jump_to_least_confident(segmentationNode, volumeNode)[0]
 
+    def interactiveSession(self, volumeNode, segmentationNode, segmentId, engine="auto", install_dependencies=True,
+                           **options):
+        """Points, boxes, scribbles, lassos and names editing one segment, with undo/redo
+        (MedSegAILib.interactive_logic); runs in the same worker process as segment()."""
+        from MedSegAIGui.dependency_installer import ensure_dependencies
+        from MedSegAILib.interactive_logic import InteractiveLogic
+
+        if install_dependencies and not ensure_dependencies():
+            raise RuntimeError("MedSegAI's Python dependencies are not installed.")
+        if getattr(self, "interactiveLogic", None) is None:
+            core = self.segmentLogic
+            self.interactiveLogic = InteractiveLogic(core.scene, lambda: core.worker, work_root=core.work_root)
+        return self.interactiveLogic.interactiveSession(volumeNode, segmentationNode, segmentId, engine=engine,
+                                                        **options)
+
     def shutdown(self):
-        """Stop the worker process (it stays between runs, with the model loaded)."""
+        """End the interactive sessions and stop the worker process (it stays between runs, with the model loaded)."""
+        if getattr(self, "interactiveLogic", None) is not None:
+            self.interactiveLogic.shutdown()
         self.segmentLogic.shutdown()
 
 

@@ -24,3 +24,7 @@ class ModelsNotInstalledError(InputError):
     def __init__(self, message, missing):
         self.missing = list(missing)  # [MissingModel]
         super().__init__(message)
+
+
+class SessionLostError(MedSegAIError):
+    """The worker holding an interactive session died; nothing was changed, the next prompt starts a new one."""

@@ -20,7 +20,7 @@ from ..io.image import Image, validate_image
 from . import registry
 from .engine import Prompt, Region, Update
 from .errors import InteractiveError
-from .prompts import (EMPTY_REGION, bounding_box, full_mask, make_box, make_drawn, make_point, mask_prompt,
+from .prompts import (EMPTY_REGION, _placed, bounding_box, full_mask, make_box, make_drawn, make_point, mask_prompt,
                       region_is_empty)
 
 ImageLike = Union[Image, str, os.PathLike]
@@ -152,6 +152,37 @@ class InteractiveSession:
         self.text_structures, self.text_warnings = found.names, found.warnings
         return region
 
+    def amend(self, mask, offset=None, last_step: bool = False) -> Region:
+        """Voxels the caller changed outside the session, so the mask says what its viewer shows.
+
+        ``last_step=True``: the caller kept only part of what the last prompt proposed (Slicer's
+        masking settings refused some voxels); the last step then records what was kept, so redo
+        puts back exactly that, and ``mask`` must lie inside that step's region. Otherwise (the
+        segment was edited elsewhere) no step is added: undo of an earlier prompt still restores
+        exactly the voxels it changed. ``mask`` is the whole grid, or a crop placed at ``offset``."""
+        shape = self._require_image()
+        values, off = _placed(mask, shape, offset, "The amended mask")
+        region = tuple(slice(o, o + n) for o, n in zip(off, values.shape))
+        if region_is_empty(region):
+            return EMPTY_REGION
+        step = None
+        if last_step:
+            if not self._undo:
+                raise InteractiveError("There is no prompt to amend: the history is empty.")
+            step = self._undo[-1]
+            if region_is_empty(step.region) or any(r.start < s.start or r.stop > s.stop
+                                                   for r, s in zip(region, step.region)):
+                raise InteractiveError(f"The amended region {_fmt_region(region)} is not inside what the last "
+                                       f"prompt changed ({_fmt_region(step.region)}).")
+        changed = bounding_box(self._mask[region] != values)
+        if changed is None:
+            return EMPTY_REGION
+        if step is not None:
+            step.new[tuple(slice(r.start - s.start, r.stop - s.start) for r, s in zip(region, step.region))] = values
+        self._mask[region] = values
+        self._sync()
+        return tuple(slice(r.start + c.start, r.start + c.stop) for r, c in zip(region, changed))
+
     # -- history --------------------------------------------------------------------------------------
     def undo(self) -> Region:
         """Take back the last prompt: exactly the voxels it changed get their old values."""
@@ -245,3 +276,7 @@ class InteractiveSession:
         if region_is_empty(region):
             return np.zeros(want, np.uint8)
         return (values > 0).astype(np.uint8) if values.dtype != np.uint8 or values.max() > 1 else values
+
+
+def _fmt_region(region: Region) -> str:
+    return "(" + ", ".join(f"{s.start}:{s.stop}" for s in region) + ")"

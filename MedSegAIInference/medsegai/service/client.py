@@ -7,6 +7,12 @@ loop (a Qt timer in Slicer), which routes each event to its job. A cancel asks t
 the job and kills the worker if the job has not ended within the grace period, so a long tile on
 the CPU cannot delay it. A worker that dies or stops sending heartbeats ends its jobs with a
 clear error; the next job starts a new worker.
+
+Requests that get a ``reply`` (``ping``, the ``session.*`` requests) have a non-blocking form for
+the GUI: :meth:`WorkerProcess.send_request` returns the request id at once and
+:meth:`WorkerProcess.poll_reply` returns the reply once it is there; a request whose worker died
+gets a reply too (``ok: false``, ``lost: true`` and the crash message), so nothing waits forever.
+:meth:`WorkerProcess.request` is the blocking form.
 """
 from __future__ import annotations
 
@@ -36,10 +42,13 @@ def _runner_root() -> str:
     return str(Path(__file__).resolve().parents[2])
 
 
-def worker_command(python: Optional[str] = None, idle_timeout_s: Optional[float] = None) -> List[str]:
+def worker_command(python: Optional[str] = None, idle_timeout_s: Optional[float] = None,
+                   session_idle_timeout_s: Optional[float] = None) -> List[str]:
     cmd = [python or sys.executable, "-m", "medsegai.service.worker", "--serve"]
     if idle_timeout_s is not None:
         cmd += ["--idle-timeout", str(idle_timeout_s)]
+    if session_idle_timeout_s is not None:
+        cmd += ["--session-idle-timeout", str(session_idle_timeout_s)]
     return cmd
 
 
@@ -163,15 +172,19 @@ class WorkerProcess:
     """The worker that stays, seen from the caller; safe to use from one thread (the GUI's)."""
 
     def __init__(self, python: Optional[str] = None, env: Optional[Dict[str, str]] = None,
-                 idle_timeout_s: Optional[float] = None, heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S):
+                 idle_timeout_s: Optional[float] = None, heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S,
+                 session_idle_timeout_s: Optional[float] = None):
         self.python = python
         self.extra_env = dict(env or {})
         self.idle_timeout_s = idle_timeout_s
+        self.session_idle_timeout_s = session_idle_timeout_s
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self._process: Optional[_Process] = None
         self._jobs: Dict[str, JobHandle] = {}
         self.info: Dict[str, object] = {}  # the worker's "ready" event: pid, version, protocol
         self.replies: Dict[str, WorkerEvent] = {}
+        self._awaiting: Dict[str, _Process] = {}  # request id -> the worker it was sent to, until its reply
+        self._unwanted: set = set()  # ids whose replies nobody will collect
         self.log: List[str] = []
         self.starts = 0  # how many worker processes were started (tests, benchmarks)
 
@@ -184,17 +197,43 @@ class WorkerProcess:
     def pid(self) -> Optional[int]:
         return self._process.popen.pid if self.running else None
 
+    @property
+    def generation(self) -> int:
+        """Which worker process this is (1 for the first); state kept in a worker (sessions, the loaded
+        model) belongs to one generation."""
+        return self.starts
+
+    @property
+    def exit_code(self) -> Optional[int]:
+        """The exit code of the last worker once it stopped; None while it runs or before the first."""
+        return None if self._process is None else self._process.popen.poll()
+
     def start(self) -> "WorkerProcess":
-        if self.running:
+        if self.running and not self._process.broken:
             return self
+        if self._process is not None:
+            self._retire(self._process)
         env = dict(os.environ)
         env.update(self.extra_env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_runner_root(), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
-        self._process = _Process(worker_command(self.python, self.idle_timeout_s), env)
+        self._process = _Process(worker_command(self.python, self.idle_timeout_s, self.session_idle_timeout_s), env)
         self.info = {}
         self.starts += 1
         return self
+
+    def _retire(self, proc: _Process) -> None:
+        """Before a new worker replaces ``proc`` (dead, or alive with a broken pipe): whatever it still
+        owed its jobs and requests ends now, with its crash message."""
+        proc.kill()
+        deadline = time.monotonic() + 1.0
+        while not proc.drained and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.poll()  # routes its last events; ends its jobs and requests once drained
+        for job in [j for j in self._jobs.values() if j.process is proc and not j.finished]:
+            job._finish(self._lost(job, proc))
+        self._jobs = {k: j for k, j in self._jobs.items() if not j.finished}
+        self._fail_awaiting(proc)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop the worker (cancelling its job); killed if it has not exited within ``timeout``."""
@@ -215,6 +254,7 @@ class WorkerProcess:
         while not proc.drained and time.monotonic() < deadline:
             time.sleep(0.01)
         self.poll()
+        self._fail_awaiting(proc)
         self._process = None
 
     # -- requests -------------------------------------------------------------------------------------
@@ -229,22 +269,43 @@ class WorkerProcess:
             self.poll()  # the worker died at once: the job ends with the crash message
         return job
 
-    def request(self, op: str, timeout: float = 10.0, **data) -> WorkerEvent:
-        """A request that gets a ``reply`` (``ping``, and the session requests to come); blocks."""
-        if not self.running:
+    def send_request(self, op: str, **data) -> str:
+        """Send a request that gets a ``reply``; returns its request id at once (a worker that is not
+        running, or whose pipe broke, is started first). Collect the reply with :meth:`poll_reply`."""
+        if not self.running or self._process.broken:
             self.start()
-        request_id = f"req-{next(_ids)}"
+        request_id = f"req-{os.getpid()}-{next(_ids)}"
+        self._awaiting[request_id] = self._process
         if not self._process.send({"op": op, "request_id": request_id, **data}):
-            raise ConnectionError("The worker process is not running.")
+            self.poll()  # the worker died at once: the reply says so once its pipes are drained
+        return request_id
+
+    def poll_reply(self, request_id: str) -> Optional[WorkerEvent]:
+        """The reply to ``request_id`` once it has come (then forgotten here), else None. The worker
+        dying or hanging is a reply too: ``ok`` false, ``lost`` true, ``error`` saying what happened."""
+        self.poll()
+        return self.replies.pop(request_id, None)
+
+    def discard_reply(self, request_id: str) -> None:
+        """Nobody will collect this reply: drop it when it comes (a failed one goes to :attr:`log`)."""
+        if self.replies.pop(request_id, None) is None and request_id in self._awaiting:
+            self._unwanted.add(request_id)
+
+    def request(self, op: str, timeout: float = 10.0, **data) -> WorkerEvent:
+        """A request that gets a ``reply`` (``ping``, ``session.*``); blocks until it comes. A worker
+        that stops first raises ConnectionError; past ``timeout``, TimeoutError."""
+        request_id = self.send_request(op, **data)
         deadline = time.monotonic() + timeout
-        while request_id not in self.replies:
-            self.poll()
-            if not self.running and self._process is not None and self._process.drained:
-                raise ConnectionError(f"The worker process stopped (exit code {self._process.popen.returncode}).")
+        while True:
+            reply = self.poll_reply(request_id)
+            if reply is not None:
+                if reply.get("lost"):
+                    raise ConnectionError(reply.get("error"))
+                return reply
             if time.monotonic() > deadline:
+                self.discard_reply(request_id)
                 raise TimeoutError(f"The worker did not answer '{op}' within {timeout:.0f} s.")
-            time.sleep(0.01)
-        return self.replies.pop(request_id)
+            time.sleep(0.005)
 
     # -- events ---------------------------------------------------------------------------------------
     def poll(self) -> None:
@@ -271,6 +332,18 @@ class WorkerProcess:
                 if job.process is proc and not job.finished:
                     job._finish(self._lost(job, proc))
             self._jobs = {k: j for k, j in self._jobs.items() if not j.finished}
+            self._fail_awaiting(proc)
+
+    def _fail_awaiting(self, proc: _Process) -> None:
+        """Requests the stopped worker ``proc`` never answered get a reply saying so."""
+        for request_id in [r for r, p in self._awaiting.items() if p is proc]:
+            del self._awaiting[request_id]
+            if request_id in self._unwanted:
+                self._unwanted.discard(request_id)
+                continue
+            self.replies[request_id] = WorkerEvent("reply", {
+                "request_id": request_id, "ok": False, "lost": True, "error_type": self._lost_kind(proc),
+                "error": self._lost_message(proc)})
 
     def _route(self, ev: WorkerEvent) -> None:
         job = self._jobs.get(ev.get("job_id")) if ev.get("job_id") else None
@@ -283,7 +356,14 @@ class WorkerProcess:
         elif ev.kind == "ready":
             self.info = dict(ev.data)
         elif ev.kind == "reply":
-            self.replies[str(ev.get("request_id"))] = ev
+            request_id = str(ev.get("request_id"))
+            self._awaiting.pop(request_id, None)
+            if request_id in self._unwanted:
+                self._unwanted.discard(request_id)
+                if not ev.get("ok", True):
+                    self.log.append(f"{ev.get('op')}: {ev.get('error')}")
+            else:
+                self.replies[request_id] = ev
         elif ev.kind == "log":
             self.log.append(str(ev.get("message", "")))
             self.log = self.log[-200:]
@@ -301,3 +381,20 @@ class WorkerProcess:
         return WorkerEvent("error", {"error_type": "WorkerCrashed", "message": (
             f"The segmentation process stopped unexpectedly (exit code {proc.popen.returncode}). "
             "Run again to start a new one." + (f"\n{tail}" if tail else ""))})
+
+    @staticmethod
+    def _lost_kind(proc: _Process) -> str:
+        if proc.hung:
+            return "WorkerHung"
+        return "WorkerStopped" if proc.popen.returncode == 0 else "WorkerCrashed"
+
+    def _lost_message(self, proc: _Process) -> str:
+        """One line, for a request its worker never answered."""
+        if proc.hung:
+            return (f"The segmentation process stopped responding for {self.heartbeat_timeout_s:.0f} s and was "
+                    "stopped.")
+        code = proc.popen.returncode
+        if code == 0:
+            return "The segmentation process had stopped (it was shut down or idle) before it answered."
+        return f"The segmentation process stopped unexpectedly (exit code {code})."
+

@@ -7,13 +7,17 @@ the load. Requests (``op``):
 * ``run`` ``{job_id, job}``: run a :class:`~.job.JobSpec`; events carry the ``job_id`` and end with
   exactly one of ``result``, ``error`` or ``cancelled``. Jobs run one at a time, in order.
 * ``cancel`` ``{job_id}``: stop that job between tiles (a queued one never starts).
-* ``ping`` ``{request_id}``: a ``reply`` saying which job runs and which models are loaded.
+* ``ping`` ``{request_id}``: a ``reply`` saying which job runs, which models are loaded and which
+  interactive sessions are open.
+* ``session.*`` ``{request_id, session_id, ...}``: interactive segmentation (:mod:`.sessions`), on a
+  thread of their own so a click never waits behind a job; sessions idle for
+  ``--session-idle-timeout`` seconds are closed.
 * ``shutdown``: cancel what runs and exit.
 
-Other requests can be added to :data:`HANDLERS` (the interactive sessions will be). A
+Other requests can be added to :data:`HANDLERS`. A
 ``heartbeat`` event goes out every :data:`HEARTBEAT_S` seconds, so the caller can tell a hung
 worker from a busy one. The worker exits when stdin closes (its caller is gone), on SIGTERM, on
-``shutdown``, or after ``--idle-timeout`` seconds without a job.
+``shutdown``, or after ``--idle-timeout`` seconds without a request.
 
 Outputs are written into a staging folder beside ``output_dir`` and renamed into place only when
 complete, so a caller never sees half a result. One-job exit codes: 0 done, 2 a user-facing
@@ -40,6 +44,7 @@ from ..errors import CancelledError, MedSegAIError
 from ..progress import CancelToken, ProgressEvent
 from .events import PROTOCOL_VERSION, encode_event
 from .job import JobSpec, JobSpecError
+from .sessions import DEFAULT_SESSION_IDLE_TIMEOUT_S, OPS as SESSION_OPS, SessionHost
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 2, 3
 HEARTBEAT_S = 2.0
@@ -163,8 +168,10 @@ class _Job:
 class Worker:
     """The serving loop's state: the job queue, the running job, the kept predictor."""
 
-    def __init__(self, idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S):
+    def __init__(self, idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+                 session_idle_timeout_s: float = DEFAULT_SESSION_IDLE_TIMEOUT_S):
         self.idle_timeout_s = idle_timeout_s
+        self.sessions = SessionHost(emit, session_idle_timeout_s)
         self.jobs: "queue.Queue[Optional[_Job]]" = queue.Queue()
         self.pending: Dict[str, _Job] = {}
         self.current: Optional[_Job] = None
@@ -203,8 +210,9 @@ class Worker:
             with self._lock:
                 busy = self.current.job_id if self.current else None
                 idle_for = time.monotonic() - self.last_activity
-            emit("heartbeat", busy=busy)
-            if busy is None and not self.pending and idle_for > self.idle_timeout_s:
+            session_busy = self.sessions.busy
+            emit("heartbeat", busy=busy, session_busy=session_busy)
+            if busy is None and session_busy is None and not self.pending and idle_for > self.idle_timeout_s:
                 emit("exit", reason="idle", message=f"No job for {self.idle_timeout_s:.0f} s; the worker stops.")
                 os._exit(EXIT_OK)  # the main thread is blocked reading stdin
 
@@ -255,7 +263,11 @@ def _op_ping(worker: Worker, request: dict) -> None:
     with worker._lock:
         busy = worker.current.job_id if worker.current else None
     emit("reply", request_id=request.get("request_id"), op="ping", ok=True, busy=busy,
-         models=worker.predictors.describe(), pid=os.getpid())
+         models=worker.predictors.describe(), pid=os.getpid(), **worker.sessions.describe())
+
+
+def _op_session(worker: Worker, request: dict) -> None:
+    worker.sessions.submit(request)
 
 
 def _op_shutdown(worker: Worker, request: dict) -> None:
@@ -264,11 +276,13 @@ def _op_shutdown(worker: Worker, request: dict) -> None:
 
 HANDLERS: Dict[str, Callable[[Worker, dict], None]] = {
     "run": _op_run, "cancel": _op_cancel, "ping": _op_ping, "shutdown": _op_shutdown,
+    **{op: _op_session for op in SESSION_OPS},
 }
 
 
-def serve(idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S) -> int:
-    worker = Worker(idle_timeout_s)
+def serve(idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+          session_idle_timeout_s: float = DEFAULT_SESSION_IDLE_TIMEOUT_S) -> int:
+    worker = Worker(idle_timeout_s, session_idle_timeout_s)
 
     def on_signal(signum, _frame):
         worker.stopping.set()
@@ -281,6 +295,8 @@ def serve(idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S) -> int:
             signal.signal(sig, on_signal)
     runner = threading.Thread(target=worker.run_jobs, name="medsegai-jobs", daemon=True)
     runner.start()
+    sessions = threading.Thread(target=worker.sessions.run, name="medsegai-sessions", daemon=True)
+    sessions.start()
     threading.Thread(target=worker.heartbeat, name="medsegai-heartbeat", daemon=True).start()
     emit("ready", pid=os.getpid(), version=__version__, protocol=PROTOCOL_VERSION)
     reason = "stdin closed"
@@ -297,7 +313,9 @@ def serve(idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S) -> int:
         worker.stopping.set()
         worker.cancel_all()
         worker.jobs.put(None)
+        worker.sessions.stop()
         runner.join(timeout=10.0)  # a cancelled job stops at its next tile and cleans its staging folder
+        sessions.join(timeout=2.0)  # a prompt in progress is not waited for: its caller is gone
         emit("exit", reason=reason, message="The worker stops.")
     return EXIT_OK
 
@@ -325,13 +343,15 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("job", nargs="?", help="run this one job file and exit")
     parser.add_argument("--serve", action="store_true", help="serve requests from stdin until it closes")
     parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT_S,
-                        help="exit after this many seconds without a job (serve mode)")
+                        help="exit after this many seconds without a request (serve mode)")
+    parser.add_argument("--session-idle-timeout", type=float, default=DEFAULT_SESSION_IDLE_TIMEOUT_S,
+                        help="close an interactive session unused for this many seconds (serve mode)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.serve == bool(args.job):
         emit("error", error_type="UsageError",
              message="usage: python -m medsegai.service.worker (--serve [--idle-timeout S] | JOB.json)")
         return EXIT_ERROR
-    return serve(args.idle_timeout) if args.serve else run_one(args.job)
+    return serve(args.idle_timeout, args.session_idle_timeout) if args.serve else run_one(args.job)
 
 
 if __name__ == "__main__":
