@@ -61,7 +61,8 @@ def nninteractive_plans(patch: Sequence[int] = (64, 64, 64), features: Sequence[
 
 
 def write_nninteractive_folder(dest: Path, *, patch: Sequence[int] = (64, 64, 64),
-                               features: Sequence[int] = (16, 32, 32, 32), seed: int = 0,
+                               features: Sequence[int] = (16, 32, 32, 32), blocks: Optional[Sequence[int]] = None,
+                               seed: int = 0,
                                bias_shift: float = 0.5, info: Optional[dict] = None,
                                license_text: Optional[str] = "CC0 1.0 (random test weights)\nNot a trained model.\n",
                                legacy_info: bool = False) -> Path:
@@ -73,7 +74,7 @@ def write_nninteractive_folder(dest: Path, *, patch: Sequence[int] = (64, 64, 64
     if folder.exists():
         shutil.rmtree(folder)
     (folder / "fold_0").mkdir(parents=True)
-    plans = nninteractive_plans(patch, features)
+    plans = nninteractive_plans(patch, features, blocks)
     arch = plans["configurations"]["3d_fullres"]["architecture"]
     torch.manual_seed(seed)
     net = get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"],

@@ -116,13 +116,18 @@ def test_worker_error_is_a_message_and_the_worker_goes_on(tiny_model, ct_file, t
     assert worker.pid == pid
 
 
-def test_cancel_stops_the_job_within_two_seconds(tiny_model, ct_file, tmp_path, worker):
-    path, _ = ct_file
-    job = worker.submit(_spec(path, tmp_path / "out", tiny_model))
-    deadline = time.monotonic() + 60
+def _wait_for_prediction(job, timeout_s=60.0):
+    """Until the network runs: a cancel or a kill then lands mid-job."""
+    deadline = time.monotonic() + timeout_s
     while not any(e.kind == "progress" and e.get("stage") == "predict" for e in job.poll()):
         assert time.monotonic() < deadline
         time.sleep(0.02)
+
+
+def test_cancel_stops_the_job_within_two_seconds(tiny_model, ct_file, tmp_path, worker):
+    path, _ = ct_file
+    job = worker.submit(_spec(path, tmp_path / "out", tiny_model))
+    _wait_for_prediction(job)
     t0 = time.monotonic()
     job.cancel()
     final = job.wait(timeout=30)
@@ -137,10 +142,7 @@ def test_cancel_stops_the_job_within_two_seconds(tiny_model, ct_file, tmp_path, 
 def test_killed_worker_is_a_message_and_the_next_job_starts_a_new_one(tiny_model, ct_file, tmp_path, worker):
     path, _ = ct_file
     job = worker.submit(_spec(path, tmp_path / "out", tiny_model))
-    deadline = time.monotonic() + 60
-    while not any(e.kind == "progress" and e.get("stage") == "predict" for e in job.poll()):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    _wait_for_prediction(job)
     os.kill(worker.pid, signal.SIGKILL)
     final = job.wait(timeout=30)
     assert final.kind == "error" and "stopped unexpectedly" in final.get("message")
