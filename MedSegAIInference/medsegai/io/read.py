@@ -80,6 +80,8 @@ def _check_nifti(path: Path) -> None:
     with opener(path, "rb") as fh:
         try:
             hdr = fh.read(540)
+        except gzip.BadGzipFile:
+            return  # not gzip at all (a mislabelled file): SimpleITK's own error says it cannot be read
         except (EOFError, OSError) as exc:
             raise InvalidImageError(f"Image {path.name} is truncated or corrupt ({exc}).") from None
         for e in "<>":
