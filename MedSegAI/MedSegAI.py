@@ -51,6 +51,7 @@ class MedSegAI(ScriptedLoadableModule):
         parent.icon = qt.QIcon(str(resource_path("Icons", "MedSegAI.png")))
         # Nothing is installed or downloaded here: dependencies are checked on the first Apply.
         slicer.app.connect("startupCompleted()", _register_terminology)
+        slicer.app.connect("startupCompleted()", _register_interactive_effect)
 
 
 def _register_terminology():
@@ -59,6 +60,12 @@ def _register_terminology():
         slicer.modules.terminologies.logic().LoadTerminologyFromFile(path)
     except AttributeError:
         logging.warning("MedSegAI: Terminologies module not available; segment codes are still stored.")
+
+
+def _register_interactive_effect():
+    from MedSegAIGui.interactive_registration import register_effect
+
+    register_effect(default_segment_logic)
 
 
 def default_segment_logic():

@@ -296,7 +296,8 @@ class SegmentSession:
 
     def addScribble(self, labelmapNodeOrArray, positive: bool = True, wait: bool = True,
                     timeout: float = PROMPT_TIMEOUT_S):
-        """Strokes: a label map node (non-zero voxels, any grid) or an array on the volume's grid [k, j, i]."""
+        """Strokes: a label map node (non-zero voxels, any grid), an array on the volume's grid [k, j, i],
+        or (crop, offset) of one."""
         frame, _ = self._context()
         crop, offset = frame.scribble(labelmapNodeOrArray)
         return self._prompt("scribble", {"mask": regions.encode(crop, offset)}, positive, wait, timeout)

@@ -145,8 +145,17 @@ class VolumeFrame:
         return _place_plane(filled, axis, plane, (u_axis, u0), (v_axis, v0))
 
     def scribble(self, stroke) -> Tuple[np.ndarray, Tuple[int, int, int]]:
-        """Strokes as a label map node (non-zero voxels, on any grid) or an array on this volume's grid
-        [k, j, i] -> (uint8 crop around the strokes, offset (k, j, i))."""
+        """Strokes as a label map node (non-zero voxels, on any grid), an array on this volume's grid
+        [k, j, i], or (crop, offset (k, j, i)) of such an array -> (uint8 crop around the strokes, offset).
+        The crop form spares the GUI thread a full-size array for a stroke of a few voxels."""
+        if isinstance(stroke, tuple) and len(stroke) == 2 and isinstance(stroke[0], np.ndarray):
+            crop, offset = stroke
+            offset = tuple(int(o) for o in offset)
+            if crop.ndim != 3 or len(offset) != 3 or any(o < 0 or o + n > size for o, n, size in
+                                                          zip(offset, crop.shape, self.shape)):
+                raise InputError(f"A scribble crop must lie inside the volume's {tuple(self.shape)} voxels (k, j, i), "
+                                 f"got shape {crop.shape} at offset {offset}.")
+            return _crop(crop != 0, f"The scribble has no voxel inside '{self.name}'.", offset=offset)
         if isinstance(stroke, np.ndarray):
             if stroke.shape != tuple(self.shape):
                 raise InputError(f"A scribble array must have the volume's shape {tuple(self.shape)} (k, j, i), "

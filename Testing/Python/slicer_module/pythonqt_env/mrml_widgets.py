@@ -183,4 +183,43 @@ class qMRMLNodeComboBox(QtWidgets.QComboBox):
             self.currentNodeChanged.emit(self.currentNode())
 
 
-CLASSES = (qMRMLWidget, qMRMLNodeComboBox)
+class qMRMLSliceView(QtWidgets.QWidget):
+    """The VTK render view inside a slice widget; only what effects call on it (render requests)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.render_requests = 0
+
+    def scheduleRender(self) -> None:
+        self.render_requests += 1
+
+
+class qMRMLSliceWidget(qMRMLWidget):
+    """A slice view (Red, Yellow, Green) as effects see it: ``sliceLogic()`` is a real
+    vtkMRMLSliceLogic on the view's real vtkMRMLSliceNode, whose XYToRAS maps the view's pixels
+    (origin bottom left, as VTK's interactor reports them) to world RAS."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._slice_logic = slicer.vtkMRMLSliceLogic()
+        self._view = qMRMLSliceView(self)
+
+    @Slot(object)
+    def setMRMLScene(self, scene) -> None:
+        self._slice_logic.SetMRMLScene(scene)
+        super().setMRMLScene(scene)
+
+    def setMRMLSliceNode(self, slice_node) -> None:
+        self._slice_logic.SetSliceNode(slice_node)
+
+    def mrmlSliceNode(self):
+        return self._slice_logic.GetSliceNode()
+
+    def sliceLogic(self):
+        return self._slice_logic
+
+    def sliceView(self):
+        return self._view
+
+
+CLASSES = (qMRMLWidget, qMRMLNodeComboBox, qMRMLSliceWidget)

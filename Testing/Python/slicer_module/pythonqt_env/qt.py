@@ -5,7 +5,8 @@ What PythonQt does, and this reproduces, because the widget code relies on it:
 - every class of QtCore, QtGui, QtWidgets and QtUiTools in one module (``qt.QTimer``, ``qt.Qt``);
 - Qt properties read and written as attributes (``label.text = "x"``, ``combo.currentData``,
   ``tree.topLevelItemCount``), a property winning over a method of the same name;
-- ``name`` for ``objectName`` (``slicer.util.childWidgetVariables`` uses it);
+- ``name`` for ``objectName`` (``slicer.util.childWidgetVariables`` uses it), ``className()`` for
+  the C++ class name (Segment Editor effects test the view widget's class with it);
 - signals connected by their C++ signature (``button.connect("clicked()", slot)``), a slot that
   takes fewer arguments than the signal getting only the first ones;
 - ``exec_()``, and ``QFileDialog.getSaveFileName`` returning the path alone.
@@ -153,6 +154,8 @@ class Wrapped:
             return lambda signature, slot: connect(obj, signature, slot)
         if name == "disconnect":
             return lambda signature, slot: disconnect(obj, signature, slot)
+        if name == "className":  # PythonQt gives every QObject its C++ class name this way
+            return lambda: obj.metaObject().className()
         if _has_property(obj, name):
             return wrap(obj.property(name))
         if name == "exec_":

@@ -1,7 +1,8 @@
 """The parts of the Slicer application that the module's widget meets, for pytest on real Qt.
 
-``install()`` makes ``import qt``, ``import ctk``, ``slicer.app``, ``slicer.qMRMLWidget`` and
-``slicer.ScriptedLoadableModule`` work over PySide6 (offscreen) and slicer-core's real MRML
+``install()`` makes ``import qt``, ``import ctk``, ``slicer.app``, ``slicer.qMRMLWidget``,
+``slicer.ScriptedLoadableModule`` and the Segment Editor's effect classes (``segment_editor.py``,
+``SegmentEditorEffects.py``) work over PySide6 (offscreen) and slicer-core's real MRML
 classes. Slicer's own ``slicer.util`` (shipped in slicer-core) then runs unchanged on top:
 loadUI, childWidgetVariables, errorDisplay, messageBox, WaitCursor, loadVolume.
 
@@ -308,7 +309,11 @@ def install(temporary_path: Path) -> SlicerApp:
     slicer.app = app
     slicer.qMRMLWidget = qt._ClassProxy(mrml_widgets.qMRMLWidget)
     slicer.qMRMLNodeComboBox = qt._ClassProxy(mrml_widgets.qMRMLNodeComboBox)
+    slicer.qMRMLSliceWidget = qt._ClassProxy(mrml_widgets.qMRMLSliceWidget)
     import ScriptedLoadableModule
+    import segment_editor
+
+    segment_editor.install()
 
     sys.modules["slicer.ScriptedLoadableModule"] = ScriptedLoadableModule
     slicer.ScriptedLoadableModule = ScriptedLoadableModule
