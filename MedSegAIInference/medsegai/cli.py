@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -50,9 +51,22 @@ class ProgressPrinter:
 
 def _add_segment_parser(sub) -> None:
     p = sub.add_parser("segment", help="segment a CT/MR volume", description="Segment a 3D CT or MR image.")
-    p.add_argument("-i", "--input", required=True, help="NIfTI/NRRD/MHA file or DICOM series folder")
+    p.add_argument("-i", "--input", default=None, help="NIfTI/NRRD/MHA file or DICOM series folder")
     p.add_argument("-o", "--output", required=True,
-                   help="output folder, or one label file: a path ending in .seg.nrrd, .nii.gz, .nii or .nrrd")
+                   help="output folder, or one label file: a path ending in .seg.nrrd, .nii.gz, .nii, .nrrd or .dcm "
+                        "(DICOM SEG)")
+    p.add_argument("-ot", "--output-type", "--output_type", choices=("nifti", "dicom_seg"), default=None,
+                   help="dicom_seg: also write a DICOM SEG (<stem>.dcm) referencing the input series (DICOM input only)")
+    p.add_argument("--seg-type", choices=("binary", "labelmap"), default="binary",
+                   help="DICOM SEG type: binary (default; what Slicer/dcmqi and most viewers read) or labelmap "
+                        "(far smaller, newer)")
+    p.add_argument("--series", default=None, metavar="UID",
+                   help="SeriesInstanceUID to segment when the DICOM folder holds several series")
+    p.add_argument("--from-pacs", default=None, metavar="DICOMWEB_URL",
+                   help="fetch the input from a PACS over DICOMweb (WADO-RS), with --study UID (instead of -i)")
+    p.add_argument("--study", default=None, metavar="UID", help="StudyInstanceUID to fetch with --from-pacs")
+    p.add_argument("--send-to", default=None, metavar="DICOMWEB_URL",
+                   help="store the DICOM SEG in a PACS over DICOMweb (STOW-RS) after writing it")
     p.add_argument("-ta", "--task", default=None, help="TotalSegmentator task, e.g. 'total' (default: bundled model)")
     p.add_argument("-m", "--model", default=None,
                    help="nnU-Net v2 result folder, a folder of model folders (with --task), or a catalogue id")
@@ -89,24 +103,84 @@ def _request_from_args(args) -> RunRequest:
     ).validate()
 
 
+def _read_input(args, want_dicom_seg: bool):
+    """(image, source slice files or None): a DICOM folder's series is chosen here so a SEG can reference it."""
+    from .errors import InvalidImageError
+    from .io.dicom_series_select import others_note
+    from .io.image import Image, validate_image
+    from .io.read import read_dicom_series, read_image
+
+    source = Path(args.input)
+    if not source.exists():
+        raise InvalidImageError(f"Input not found: {source}")
+    if not source.is_dir():
+        if want_dicom_seg:
+            from .io.dicom_seg_write import DicomSegError
+
+            raise DicomSegError(f"DICOM SEG output needs a DICOM source series as input, and {source.name} is not a "
+                                f"DICOM folder; segment the original series, or derive one first with: medsegai "
+                                f"convert {source} -o {source.name.split('.')[0]}_dicom/")
+        if args.series is not None:
+            raise InvalidImageError(f"--series chooses among the series of a DICOM folder; {source.name} is a file.")
+        return read_image(source), None
+    img, chosen, others = read_dicom_series(source, args.series)
+    image = Image.from_sitk(img)
+    validate_image(image, name=f"The DICOM series {chosen.uid}")
+    note = others_note(chosen, others)
+    if note and not args.quiet:
+        print(f"note: {note}", file=sys.stderr)
+    if want_dicom_seg:  # before the model runs: an unreferenceable series would waste the whole run
+        from .io.dicom_seg_write import check_referenceable, load_source_datasets
+
+        check_referenceable(load_source_datasets(chosen.files))
+    return image, chosen.files
+
+
 def _cmd_segment(args) -> int:
-    from .io.read import read_image
-    from .outputs import output_target
-    from .predictor import Predictor
+    from .outputs import DICOM_SEG_SUFFIX, output_target
 
     request = _request_from_args(args)  # a bad option fails before the image is read
     target = output_target(args.output)
+    want_seg = target.label_suffix == DICOM_SEG_SUFFIX or args.output_type == "dicom_seg"
+    if args.output_type == "nifti" and target.label_suffix == DICOM_SEG_SUFFIX:
+        raise MedSegAIError(f"-o {args.output} is a DICOM SEG file, but --output-type nifti was asked.")
+    if (args.input is None) == (args.from_pacs is None):
+        raise MedSegAIError("Give the input either as -i PATH or as --from-pacs URL --study UID.")
+    if (args.from_pacs is None) != (args.study is None):
+        raise MedSegAIError("--from-pacs and --study go together: the PACS's DICOMweb URL and the study to fetch.")
+    if args.send_to is not None and not want_seg:
+        raise MedSegAIError("--send-to stores the DICOM SEG: write one with -o NAME.dcm or --output-type dicom_seg.")
+    with tempfile.TemporaryDirectory(prefix="medsegai-pacs-") as fetched:
+        if args.from_pacs is not None:
+            from .io.dicomweb import retrieve_study
+
+            retrieve_study(args.from_pacs, args.study, Path(fetched))
+            args.input = fetched
+        return _segment(args, request, target, want_seg)
+
+
+def _segment(args, request, target, want_seg: bool) -> int:
+    from .outputs import DicomSegOutput, algorithm_info
+    from .predictor import Predictor
+
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     printer = ProgressPrinter(args.quiet)
     try:
-        image = read_image(args.input)
+        image, source_files = _read_input(args, want_seg)
         predictor = Predictor(request=request, progress=printer, cancel=cancel)
         result = predictor.predict(image, request=request, progress=printer, cancel=cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
         printer.close()
-    written = _write_outputs(args, image, result, target)
+    dicom_seg = (DicomSegOutput(source_files, algorithm_info(predictor), args.seg_type.upper())
+                 if want_seg else None)
+    written = _write_outputs(args, image, result, target, dicom_seg)
+    if args.send_to is not None:
+        from .io.dicomweb import stow
+
+        stow(args.send_to, [written["dicom_seg"]])
+        written["sent_to"] = args.send_to
     if not args.quiet:
         for kind, path in written.items():
             print(f"{kind}: {path}")
@@ -128,7 +202,7 @@ def _outputs_present(out_dir: Path) -> set:
     return found
 
 
-def _write_outputs(args, image, result, target) -> dict:
+def _write_outputs(args, image, result, target, dicom_seg=None) -> dict:
     """Write every requested file; if any write fails or Ctrl-C arrives, remove what this run wrote.
 
     Each file is written atomically, but a run stopped between two files would otherwise leave a
@@ -141,7 +215,7 @@ def _write_outputs(args, image, result, target) -> dict:
     before = _outputs_present(out_dir)
     try:
         written = write_result_files(result, out_dir, stem=stem, probabilities=args.probabilities,
-                                     label_suffix=target.label_suffix)
+                                     label_suffix=target.label_suffix, dicom_seg=dicom_seg)
         if not target.single_file and not args.ml:
             written["masks"] = write_structure_masks(result, out_dir)
         if args.preview:
@@ -163,7 +237,8 @@ def _write_outputs(args, image, result, target) -> dict:
 
 # Subcommand name -> the module that registers it (``register(subparsers)``).
 SUBCOMMAND_MODULES = {"models": "medsegai.models.cli", "train": "medsegai.training.cli", "demo": "medsegai.demo",
-                      "interactive": "medsegai.interactive.cli", "train-clicks": "medsegai.interactive.clicks.cli"}
+                      "interactive": "medsegai.interactive.cli", "train-clicks": "medsegai.interactive.clicks.cli",
+                      "convert": "medsegai.convert"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -12,9 +12,22 @@ from .io.seg_nrrd import write_seg_nrrd
 from .io.write import atomic_path, write_image
 from .result import SegmentationResult
 
+if TYPE_CHECKING:  # highdicom is optional: imported only when a SEG is written
+    from .io.dicom_seg_write import AlgorithmInfo
+
 
 # An output path with one of these endings is that one label file; anything else is a folder.
-LABEL_FILE_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd")
+LABEL_FILE_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".dcm")
+DICOM_SEG_SUFFIX = ".dcm"
+
+
+@dataclass(frozen=True)
+class DicomSegOutput:
+    """What a DICOM SEG output needs beyond the result: the source slices it references and who made it."""
+    source_files: Sequence[str]
+    algorithm: "AlgorithmInfo"
+    segmentation_type: str = "BINARY"
+    workers: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -41,15 +54,30 @@ def output_target(path, default_stem: str = "segmentation") -> OutputTarget:
 
 def write_result_files(result: SegmentationResult, out_dir: Path, *, stem: str = "segmentation", nifti: bool = True,
                        seg_nrrd: bool = True, probabilities: bool = False, labels_csv: bool = True,
-                       label_suffix: Optional[str] = None) -> Dict[str, Path]:
+                       label_suffix: Optional[str] = None, dicom_seg: Optional[DicomSegOutput] = None
+                       ) -> Dict[str, Path]:
     """The result's files in ``out_dir``; ``label_suffix`` writes the labels as that one file instead
-    of the NIfTI + .seg.nrrd pair (an :class:`OutputTarget` that is a single file)."""
+    of the NIfTI + .seg.nrrd pair (an :class:`OutputTarget` that is a single file). ``dicom_seg`` adds
+    ``<stem>.dcm`` to a folder's files, and is required for a ``.dcm`` single file."""
+    if label_suffix == DICOM_SEG_SUFFIX and dicom_seg is None:
+        from .io.dicom_seg_write import DicomSegError
+
+        raise DicomSegError("A DICOM SEG output needs the DICOM source series it refers to.")
     out_dir.mkdir(parents=True, exist_ok=True)
     written: Dict[str, Path] = {}
+    if dicom_seg is not None:
+        # First: the SEG is the output most likely to refuse (a structure without a code, a grid mismatch).
+        from .io.dicom_seg_write import write_dicom_seg
+
+        written["dicom_seg"] = write_dicom_seg(
+            result.labels, result.segments, dicom_seg.source_files, out_dir / f"{stem}{DICOM_SEG_SUFFIX}",
+            algorithm=dicom_seg.algorithm, segmentation_type=dicom_seg.segmentation_type, workers=dicom_seg.workers)
     if label_suffix is not None:
         nifti = seg_nrrd = labels_csv = False
         path = out_dir / f"{stem}{label_suffix}"
-        if label_suffix == ".seg.nrrd":
+        if label_suffix == DICOM_SEG_SUFFIX:
+            pass  # written above
+        elif label_suffix == ".seg.nrrd":
             written["seg_nrrd"] = write_seg_nrrd(result.labels, result.segments, path)
         else:
             written["nifti" if label_suffix.startswith(".nii") else "nrrd"] = write_image(result.labels, path)
@@ -95,3 +123,25 @@ def write_structure_masks(result: SegmentationResult, out_dir: Path) -> Path:
     for s in result.segments:
         write_image(result.labels.with_array((arr == s.value).astype(np.uint8)), mask_dir / f"{s.name}.nii.gz")
     return mask_dir
+
+
+def algorithm_info(predictor) -> "AlgorithmInfo":
+    """Model id and weights hash of the models a Predictor ran, for a DICOM SEG's Algorithm Identification.
+
+    The weights hash is the SHA256 of the used checkpoints' own SHA256s (in model and fold order), so one
+    value names exactly the weights behind the labels, for one model or five merged parts alike.
+    """
+    import hashlib
+
+    from .io.dicom_seg_write import AlgorithmInfo
+    from .models.integrity import sha256_file
+    from .nnunet.folder_layout import _available_folds
+
+    ids, digest = [], hashlib.sha256()
+    for m in predictor.loaded_models:
+        ids.append(m.folder.parent.name or m.folder.name)
+        checkpoints = _available_folds(m.folder)
+        for fold in m.folds:
+            digest.update(sha256_file(checkpoints[fold]).encode())
+    model_id = ids[0] if len(ids) == 1 else f"{predictor.request.task or 'models'}: " + ",".join(ids)
+    return AlgorithmInfo(model_id=model_id, weights_sha256=digest.hexdigest() if ids else "")

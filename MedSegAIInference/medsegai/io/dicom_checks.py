@@ -65,7 +65,11 @@ def check_slice_geometry(folder: Path, files: Sequence[str]) -> None:
     for f in files:
         try:
             position, orientation = _header(f)
-        except (RuntimeError, ValueError):
+        except RuntimeError:
+            raise InvalidImageError(
+                f"The DICOM file {Path(f).name} in {folder} cannot be read (truncated or corrupt); the series "
+                "would be missing that slice.") from None
+        except ValueError:
             raise InvalidImageError(f"The DICOM file {Path(f).name} in {folder} has no readable slice position "
                                     "or orientation.") from None
         headers.append((Path(f).name, position, orientation))

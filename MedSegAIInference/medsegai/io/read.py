@@ -5,60 +5,45 @@ import gzip
 import os
 import zlib
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InvalidImageError
 from .dicom_checks import check_slice_geometry, check_unreadable_files
+from .dicom_series_select import SeriesInfo, choose_series, find_series
 from .image import Image, validate_image
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 
 
-def _series_in(folder: Path) -> List[Tuple[int, List[str]]]:
-    """(number of files, file names) for each DICOM series directly in ``folder``."""
-    reader = sitk.ImageSeriesReader()
-    # GDCM prints "No Series were found" on stderr for folders without DICOM; our error says it better.
-    warn = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)
-    try:
-        ids = reader.GetGDCMSeriesIDs(str(folder))
-        out = []
-        for s in ids:
-            files = list(reader.GetGDCMSeriesFileNames(str(folder), s))
-            out.append((len(files), files))
-        return out
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(warn)
+def read_dicom_series(folder: Path, series_uid: Optional[str] = None) -> Tuple[sitk.Image, SeriesInfo, List[SeriesInfo]]:
+    """(volume, the series read, the other series found) for a folder holding one or more series.
 
-
-def _read_dicom_series(folder: Path, max_depth: int = 3) -> sitk.Image:
-    series = _series_in(folder)
-    if not series:
-        # Archives from TCIA/PACS nest the series below patient/study folders: look a few levels down.
-        level = [folder]
-        for _ in range(max_depth):
-            level = [c for d in level for c in sorted(d.iterdir()) if c.is_dir()]
-            series = [s for d in level for s in _series_in(d)]
-            if series or not level:
-                break
+    The series is chosen by rule (see ``dicom_series_select``) or by ``series_uid``; its slices are
+    checked (unreadable, missing, duplicated, uneven, tilted, mixed orientation) before stacking.
+    """
+    series = find_series(folder)
     if not series:
         raise InvalidImageError(f"No DICOM series found in folder {folder} (nor in its subfolders).")
-    # The largest series wins: folders often carry a scout or a dose report beside the CT.
-    n, files = max(series, key=lambda s: s[0])
-    if n < 2:
-        raise InvalidImageError(f"The DICOM series in {folder} has a single slice; a 3D volume is needed.")
-    series_folder = Path(files[0]).parent
-    check_unreadable_files(series_folder, files)
-    check_slice_geometry(series_folder, files)
-    # GDCM sorts by ImagePositionPatient and derives the slice spacing from positions, not from
-    # SliceThickness (which lies in some series, e.g. the TotalSegmentator DICOM example).
+    chosen, others = choose_series(series, series_uid, where=str(folder))
+    files = chosen.files
+    if len(files) < 2:
+        raise InvalidImageError(f"The DICOM series {chosen.uid} in {folder} has a single slice; a 3D volume is needed.")
+    for series_folder in dict.fromkeys(Path(f).parent for f in files):
+        # Files beside the series that are DICOM yet unreadable may be its lost slices; other series' files are not.
+        own = [f for f in files if Path(f).parent == series_folder]
+        other_files = [f for s in others for f in s.files if Path(f).parent == series_folder]
+        check_unreadable_files(series_folder, own + other_files)
+    check_slice_geometry(Path(files[0]).parent, files)
+    # Files in slice order along the normal (find_series sorted them); GDCM derives the slice spacing
+    # from the positions, not from SliceThickness (which lies in some series, e.g. the TotalSegmentator
+    # DICOM example).
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     reader.MetaDataDictionaryArrayUpdateOff()
-    return reader.Execute()
+    return reader.Execute(), chosen, others
 
 
 _NIFTI_DTYPES = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 64: "f8", 256: "i1", 512: "u2", 768: "u4", 1024: "i8",
@@ -139,8 +124,11 @@ def _fmt(values) -> str:
     return "(" + ", ".join(f"{v:g}" for v in values) + ")"
 
 
-def read_image(path: str | os.PathLike, *, validate: bool = True) -> Image:
-    """Load a 3D image file or DICOM series folder; raises InvalidImageError with the reason."""
+def read_image(path: str | os.PathLike, *, validate: bool = True, series_uid: Optional[str] = None) -> Image:
+    """Load a 3D image file or DICOM series folder; raises InvalidImageError with the reason.
+
+    A folder with several series: ``series_uid`` picks one, otherwise the rule of
+    :func:`~medsegai.io.dicom_series_select.choose_series` (CT/MR, most slices)."""
     p = Path(path)
     if not p.exists():
         raise InvalidImageError(f"Input not found: {p}")
@@ -148,7 +136,7 @@ def read_image(path: str | os.PathLike, *, validate: bool = True) -> Image:
         _check_nifti(p)
     try:
         if p.is_dir():
-            img = _read_dicom_series(p)
+            img = read_dicom_series(p, series_uid)[0]
         else:
             img = sitk.ReadImage(str(p))
     except InvalidImageError:
