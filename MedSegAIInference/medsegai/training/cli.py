@@ -15,6 +15,9 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder for the model folder")
     p.add_argument("--labels", type=Path, default=None, help="label-name JSON (default: labels.json/dataset.json in -i)")
     p.add_argument("--val", type=Path, default=None, help="held-out folder (same layout) for sliding-window validation")
+    p.add_argument("--unlabelled", type=Path, default=None,
+                   help="JSON mapping case names to the structures not contoured in them, which are then unknown "
+                        "rather than background (default: unlabelled.json in -i, if present)")
     p.add_argument("--spacing", type=float, nargs=3, default=(3.0, 3.0, 3.0), metavar=("Z", "Y", "X"),
                    help="target spacing in mm (default 3 3 3)")
     p.add_argument("--patch", type=int, nargs=3, default=(48, 64, 64), metavar=("Z", "Y", "X"),
@@ -56,6 +59,7 @@ def _cmd_train(args) -> int:
 
     opts = TrainOptions(
         data_dir=args.input, output_dir=args.output, labels_json=args.labels, val_dir=args.val,
+        unlabelled_json=args.unlabelled,
         spacing=tuple(args.spacing), patch=tuple(args.patch), batch_size=args.batch_size,
         iterations=args.iterations, lr=args.lr,
         arch=ArchitectureOptions(features=list(args.features), dropout_p=args.dropout),

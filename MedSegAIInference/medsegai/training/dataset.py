@@ -226,3 +226,49 @@ def check_cases(cases: Sequence[Case], label_map: LabelMap) -> Tuple[List[int], 
         warnings.append(f"{len(never)} structure(s) of the name map never occur in the training labels and will never "
                         f"be predicted: {', '.join(never[:8])}{' ...' if len(never) > 8 else ''}")
     return values, warnings
+
+
+UNLABELLED_FILE = "unlabelled.json"
+
+
+def load_unlabelled(folder: Path, label_map: LabelMap, cases: Sequence[Case],
+                    path: Optional[Path] = None) -> Dict[str, List[int]]:
+    """Per case, the label values of structures that were not contoured in it (unknown, not background).
+
+    Radiotherapy and most public data sets contour only some organs per patient. Taking an
+    uncontoured organ's voxels as background teaches the network to miss it; the loss instead
+    folds such classes into background for that case (see ``loop.Loss``). The file
+    (``unlabelled.json`` in the training folder, or ``path``) maps case names to structure names:
+    ``{"pt_1": ["Esophagus", "Larynx"], ...}``. Cases it does not name are fully labelled.
+    """
+    path = Path(path) if path is not None else Path(folder) / UNLABELLED_FILE
+    if not path.is_file():
+        if path.name != UNLABELLED_FILE or path.parent != Path(folder):
+            raise TrainingDataError(f"Unlabelled-structures file not found: {path}")
+        return {}
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise TrainingDataError(f"Cannot read {path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise TrainingDataError(f"{path} must map case names to lists of structure names.")
+    by_name = {n: v for v, n in label_map.names.items()}
+    labels = {c.name: c.label for c in cases}
+    out: Dict[str, List[int]] = {}
+    for case, names in raw.items():
+        if case not in labels:
+            raise TrainingDataError(f"{path} names case '{case}', which is not in {folder}.")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise TrainingDataError(f"{path}: the entry of case '{case}' must be a list of structure names.")
+        values = []
+        for n in names:
+            if n not in by_name or by_name[n] == 0:
+                raise TrainingDataError(f"{path}: case '{case}' lists '{n}', which is not a structure of the "
+                                        "label-name map.")
+            if np.any(labels[case] == by_name[n]):
+                raise TrainingDataError(f"{path}: case '{case}' lists '{n}' as not contoured, but its label file "
+                                        "has voxels of it.")
+            values.append(by_name[n])
+        if values:
+            out[case] = sorted(set(values))
+    return out

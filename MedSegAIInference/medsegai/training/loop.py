@@ -22,7 +22,7 @@ from ..atomic import atomic_write_text
 from ..inference.device import select_device
 from ..nnunet.network import build_network
 from ..nnunet.plans import CANONICAL_RAS, INPUT_ORIENTATION_KEY, parse_model_config
-from .dataset import LabelMap, check_cases, find_pairs, load_cases, load_label_map
+from .dataset import LabelMap, check_cases, find_pairs, load_cases, load_label_map, load_unlabelled
 from .errors import TrainingConfigError, TrainingDataError
 from .export import model_folder_name, write_model_folder, _atomic_save
 from .memory import check_memory
@@ -40,6 +40,7 @@ class TrainOptions:
     output_dir: Path
     labels_json: Optional[Path] = None
     val_dir: Optional[Path] = None
+    unlabelled_json: Optional[Path] = None  # default: unlabelled.json in data_dir (see dataset.load_unlabelled)
     spacing: Sequence[float] = (3.0, 3.0, 3.0)  # (z, y, x) = (k, j, i) mm
     patch: Sequence[int] = (48, 64, 64)
     batch_size: int = 2
@@ -112,19 +113,44 @@ def _deep_supervision_targets(target: torch.Tensor, n: int) -> List[torch.Tensor
 
 
 class Loss:
-    """Cross-entropy + soft Dice (MONAI's MaskedDiceLoss over the batch), unknown voxels masked."""
+    """Cross-entropy + soft Dice over the batch, unknown voxels masked, uncontoured classes marginalised.
 
-    def __init__(self):
-        from monai.losses import MaskedDiceLoss
+    ``known`` (batch, classes) says which classes were contoured in each sample's case. For a case
+    without, say, the oesophagus, a voxel labelled background may be oesophagus: the cross-entropy
+    scores it with p(background) + p(oesophagus) (the "marginal loss" of Shi et al., Med Image
+    Anal 2021), and that class's Dice leaves the case out. Written here rather than with MONAI's
+    MaskedDiceLoss because that mask is per voxel, not per class and sample; with every class
+    known it computes exactly what MaskedDiceLoss(batch=True, include_background=False) did.
+    """
 
-        self.dice = MaskedDiceLoss(include_background=False, to_onehot_y=True, softmax=True, batch=True,
-                                   smooth_nr=1e-5, smooth_dr=1e-5)
+    smooth = 1e-5
 
-    def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor, known: Optional[torch.Tensor] = None
+                 ) -> torch.Tensor:
+        b, c = logits.shape[:2]
+        if known is None:
+            known = torch.ones((b, c), dtype=torch.bool, device=logits.device)
         valid = target != IGNORE_INDEX
-        ce = F.cross_entropy(logits, target.long(), ignore_index=IGNORE_INDEX)
-        t = torch.where(valid, target, torch.zeros_like(target)).long()[:, None]
-        dice = self.dice(logits, t, mask=valid[:, None].to(logits.dtype))
+        t = torch.where(valid, target, torch.zeros_like(target)).long()
+        logp = F.log_softmax(logits, dim=1)
+        folded = ~known
+        folded[:, 0] = True  # background plus every class not contoured in the case
+        view = (b, c) + (1,) * (logits.dim() - 2)
+        lp_background = logp.masked_fill(~folded.view(view), float("-inf")).logsumexp(dim=1)
+        lp_target = logp.gather(1, t[:, None])[:, 0]
+        lp = torch.where(t == 0, lp_background, lp_target)
+        validf = valid.to(logits.dtype)
+        ce = -(lp * validf).sum() / validf.sum().clamp(min=1)
+
+        prob = logp.exp()
+        onehot = F.one_hot(t, c).movedim(-1, 1).to(logits.dtype)
+        weight = validf[:, None] * known.to(logits.dtype).view(view)  # (b, c, ...)
+        dims = (0,) + tuple(range(2, logits.dim()))
+        inter = (prob * onehot * weight).sum(dims)[1:]
+        denom = ((prob + onehot) * weight).sum(dims)[1:]
+        dice = 1 - (2 * inter + self.smooth) / (denom + self.smooth)
+        counted = known[:, 1:].any(dim=0)  # a class no sample of the batch contoured says nothing
+        dice = dice[counted].mean() if bool(counted.any()) else logits.sum() * 0
         return ce + dice
 
 
@@ -149,11 +175,16 @@ def train(o: TrainOptions, log: Log = print) -> TrainSummary:
     check_consecutive(label_map)
     cases = load_cases(Path(o.data_dir), label_map)
     trained, warnings = check_cases(cases, label_map)
+    unlabelled = load_unlabelled(Path(o.data_dir), label_map, cases, o.unlabelled_json)
     val_cases = load_cases(Path(o.val_dir), label_map) if o.val_dir else []
+    val_unlabelled = load_unlabelled(Path(o.val_dir), label_map, val_cases) if o.val_dir else {}
     for w in warnings:
         log(f"warning: {w}")
     trained_names = [label_map.names[v] for v in trained]
     log(f"{len(cases)} training case(s), {len(val_cases)} validation case(s); {len(trained) - 1} structures to learn")
+    if unlabelled:
+        log(f"{len(unlabelled)} training case(s) lack some contours: those structures are unknown there, "
+            "not background")
 
     # ---- plans: resume > fine-tune > new --------------------------------------------------------
     dataset = make_dataset_json(label_map, len(cases))
@@ -201,8 +232,10 @@ def train(o: TrainOptions, log: Log = print) -> TrainSummary:
     items = []
     for c in cases:
         pc = add_air_margin(preprocess_training_case(c, config, lut), config, o.air_margin_mm)
+        missing = set(unlabelled.get(c.name, ()))
         items.append({"image": pc.image, "target": pc.target,
-                      "sampling": class_sampling_label(pc.target, len(trained)), "name": c.name})
+                      "sampling": class_sampling_label(pc.target, len(trained)), "name": c.name,
+                      "known": np.array([v not in missing for v in trained], dtype=bool)})
         log(f"  case {c.name}: network grid {pc.image.shape[1:]}")
     del cases
     cache = CacheDataset(items, transform=cached_transforms(patch, len(trained)), progress=False, num_workers=0)
@@ -258,7 +291,8 @@ def train(o: TrainOptions, log: Log = print) -> TrainSummary:
         from .validation import mean_dice, validate
 
         net.eval()
-        validation = validate(val_cases, plans, dataset, net.state_dict(), trained, label_map, device)
+        validation = validate(val_cases, plans, dataset, net.state_dict(), trained, label_map, device,
+                              val_unlabelled)
         net.train()
         history.append({"iteration": it, "val_mean_dice": mean_dice(validation)})
         log(f"validation at iteration {it}: mean Dice {mean_dice(validation):.3f} over "
@@ -279,10 +313,11 @@ def train(o: TrainOptions, log: Log = print) -> TrainSummary:
         batch = [augment(cache[int(rng.integers(len(cache)))])[0] for _ in range(o.batch_size)]
         x = torch.stack([torch.as_tensor(b["image"]) for b in batch]).float().to(device)
         y = torch.stack([torch.as_tensor(b["target"])[0] for b in batch]).to(device)
+        known = torch.as_tensor(np.stack([b["known"] for b in batch])).to(device)
         outs = net(x)
         targets = _deep_supervision_targets(y, len(DS_WEIGHTS))
         w = np.array(DS_WEIGHTS) / sum(DS_WEIGHTS)
-        loss = sum(wi * loss_fn(out, t) for wi, out, t in zip(w, outs, targets))
+        loss = sum(wi * loss_fn(out, t, known) for wi, out, t in zip(w, outs, targets))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 12.0)

@@ -34,7 +34,8 @@ def dice_per_structure(pred: np.ndarray, ref: np.ndarray, names: Dict[int, str],
 
 
 def validate(cases: List[Case], plans: dict, dataset: dict, state: Dict[str, torch.Tensor], trained: List[int],
-             label_map: LabelMap, device: torch.device) -> Dict[str, Dict[str, float]]:
+             label_map: LabelMap, device: torch.device, unlabelled: Optional[Dict[str, List[int]]] = None
+             ) -> Dict[str, Dict[str, float]]:
     from ..predictor import Predictor
 
     results = {}
@@ -43,7 +44,9 @@ def validate(cases: List[Case], plans: dict, dataset: dict, state: Dict[str, tor
         predictor = Predictor(model=folder, device=str(device))  # loaded once for every held-out case
         for c in cases:
             res = predictor.predict(c.image)
-            results[c.name] = dice_per_structure(res.labels.array, c.label, label_map.names, trained,
+            # A structure not contoured in the case has no reference: no Dice, rather than a false 0.
+            scored = [v for v in trained if v not in set((unlabelled or {}).get(c.name, ()))]
+            results[c.name] = dice_per_structure(res.labels.array, c.label, label_map.names, scored,
                                                  label_map.ignore_value)
     return results
 
