@@ -23,6 +23,8 @@ if [ "${1:-}" = "--test" ]; then
     fi
   fi
   "${PIP[@]}" -r Testing/requirements-test.txt
+  # the server and Ray extras, for test_server*.py, test_remote.py and test_batch.py
+  "${PIP[@]}" -e "MedSegAIInference[server,batch]"
   # nnU-Net's own predictor and planner, for parity tests only: without their dependency chain
   # (timm -> torchvision), whose PyPI build does not import beside the CPU torch.
   "${PIP[@]}" --no-deps -r Testing/requirements-nnunet-nodeps.txt

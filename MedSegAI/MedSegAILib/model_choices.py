@@ -16,7 +16,8 @@ from medsegai.totalseg import __file__ as _totalseg_init
 from medsegai.run_request import QUALITIES as QUALITY_ORDER  # noqa: E402 - one definition
 _CLASS_MAPS = Path(_totalseg_init).with_name("class_maps.json")
 _TASK_TITLES = {"total": "TotalSegmentator: whole body CT (117 structures)",
-                "total_mr": "TotalSegmentator: whole body MR (50 structures)"}
+                "total_mr": "TotalSegmentator: whole body MR (50 structures)",
+                "head_neck_oar": "Head and neck organs at risk (7 structures, CT)"}
 DEFAULT_CHOICE_KEY = "task:total"  # what the panel opens on: the real model, not the bundled demo
 BUNDLED_LABEL = "small demonstration model, works offline"
 

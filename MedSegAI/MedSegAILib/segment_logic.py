@@ -103,6 +103,7 @@ class SegmentLogic:
         self.worker_env = worker_env
         self.worker_idle_timeout_s = worker_idle_timeout_s
         self._worker: Optional[WorkerProcess] = None
+        self.remote = None  # a remote_job.RemoteSettings: "Run on: server"; None runs on this computer
 
     # -- the worker that stays ------------------------------------------------------------------
     @property
@@ -142,6 +143,10 @@ class SegmentLogic:
         if node is not None and (not node.IsA("vtkMRMLSegmentationNode") or node.GetScene() is not self.scene):
             raise InputError("The output must be a segmentation node of this scene.")
         run = self._checked_run(request)
+        if self.remote is not None:  # the server has its own models; it says which are missing
+            from .remote_job import RemoteJob
+
+            return RunningSegmentation(request, RemoteJob(image, run, self.remote, work_root=self.work_root).start())
         missing = missing_models(run.task, run.quality, run.model, run.roi_subset)
         if missing and not request.download:
             raise not_installed_error(missing)

@@ -4,7 +4,9 @@ The README's main job. Works offline when the sample CT is in ``$MEDSEGAI_DATA_D
 ``../shared/data``); otherwise the CT is downloaded once from a commit-pinned URL and checked
 against its SHA256. Writes the label map (NIfTI and Slicer ``.seg.nrrd``), the uncertainty map
 when the runner has uncertainty (else the class probabilities), and a PNG preview; then segments
-three organs interactively with simulated clicks and prints Dice per click for each engine.
+three organs interactively with simulated clicks and prints Dice per click for each engine, and,
+where the data folder has the OpenKBP cases, segments a held-out head-and-neck patient with the
+organs-at-risk model (demo_head_neck.py).
 """
 from __future__ import annotations
 
@@ -82,6 +84,17 @@ def run_demo(out_dir: Path, *, input_path: Optional[Path] = None, device: str = 
         log("interactive: simulated clicks on the sample CT (TotalSegmentator's labels as the target; the click "
             "model saw this scan in training: held-out figures are in its model card)")
         clicks_to_dice(image, reference.array, log=log)
+    if input_path is None:
+        from .datasets.openkbp import FOLDER
+        from .sample_data import data_dir
+
+        if (data_dir() / FOLDER).is_dir():
+            from .demo_head_neck import head_neck_demo
+
+            written.update(head_neck_demo(out_dir, data_dir(), device=device, threads=threads, uncertainty=uncertainty,
+                                          progress=progress, log=log))
+        else:
+            log(f"head and neck part skipped: no OpenKBP cases in {data_dir() / FOLDER}")
     return written
 
 

@@ -88,8 +88,8 @@ class Predictor:
     def model_name(self) -> str:
         """What the user asked for, for messages: the task, the catalogue id or the folder's name."""
         r = self.request
-        if r.task:
-            return f"TotalSegmentator's {r.task} task"
+        if self.task is not None:
+            return self.task.title
         return Path(r.model).name if r.model and os.sep in r.model else (r.model or DEFAULT_MODEL)
 
     @property

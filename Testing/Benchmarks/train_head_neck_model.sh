@@ -4,9 +4,10 @@
 #   Testing/Benchmarks/train_head_neck_model.sh [WORK_DIR]        # train into WORK_DIR (default /tmp/medsegai_head_neck)
 #   INSTALL=1 Testing/Benchmarks/train_head_neck_model.sh         # ...and copy the result into Resources/
 #   DEVICE=cuda MINUTES=15 Testing/Benchmarks/train_head_neck_model.sh   # on a GPU
+#   RESUME=1 Testing/Benchmarks/train_head_neck_model.sh          # continue an interrupted run (same WORK_DIR)
 #
 # Data: $MEDSEGAI_DATA_DIR (default ../shared/data beside the repository): the 137 OpenKBP cases
-# outside Resources/Splits/openkbp_validation.json. Training stops after $MINUTES (default 70)
+# outside Resources/Splits/openkbp_validation.json. Training stops after $MINUTES (default 90)
 # minutes on 2 CPU threads; the learning-rate schedule follows the time, so the iteration count
 # depends on the machine (the shipped model's is in its card). Then evaluate the held-out split:
 #   .venv/bin/python Testing/Benchmarks/eval_head_neck.py --model WORK_DIR/model/MedSegAITrainer__nnUNetPlans__3d_fullres
@@ -19,8 +20,8 @@ export MEDSEGAI_DATA_DIR="${MEDSEGAI_DATA_DIR:-$REPO/../shared/data}"
 "$PY" "$REPO/Testing/Benchmarks/prepare_head_neck_data.py" --data "$MEDSEGAI_DATA_DIR" --out "$WORK/data"
 "$PY" -m medsegai.cli train -i "$WORK/data/train" -o "$WORK/model" \
     --spacing 2.5 3.906 3.906 --patch 48 80 80 --features 16 32 64 128 256 --dropout 0.1 \
-    --batch-size 2 --iterations 100000 --max-minutes "${MINUTES:-70}" --limited-fov-p 0.15 \
-    --body-region head_neck --threads 2 --seed 0 --device "${DEVICE:-cpu}"
+    --batch-size 2 --iterations 100000 --max-minutes "${MINUTES:-90}" --limited-fov-p 0.15 \
+    --body-region head_neck --threads 2 --seed 0 --device "${DEVICE:-cpu}" ${RESUME:+--resume}
 
 if [[ "${INSTALL:-0}" == "1" ]]; then
     SRC="$WORK/model/MedSegAITrainer__nnUNetPlans__3d_fullres"

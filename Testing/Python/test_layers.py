@@ -124,3 +124,35 @@ def test_plain_prediction_does_not_load_the_uncertainty_code(ts_ref):
     env = {**os.environ, "PYTHONPATH": str(RUNNER.parent)}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# The server, the remote client and the batch runner sit on top of everything; only the CLI's
+# registry names them. Below them nothing may import them, and the client never needs the server.
+TOP_LAYERS = {"server": {"server", "remote", "cli"}, "batch": {"batch", "cli"}, "remote": {"remote", "server", "cli"}}
+
+
+def test_server_batch_and_remote_are_top_layers():
+    bad = []
+    for module, imports in _graph(RUNNER.parent, "medsegai").items():
+        for imp in imports:
+            part = _part(imp) if imp.startswith("medsegai.") else None
+            if part in TOP_LAYERS and _part(module) not in TOP_LAYERS[part]:
+                bad.append(f"{module} imports {imp}")
+    assert not bad, "\n".join(sorted(bad))
+
+
+def test_plain_prediction_and_the_cli_never_import_fastapi_or_ray(ts_ref):
+    code = (
+        "import sys\n"
+        "from medsegai.cli import build_parser\n"
+        "build_parser().parse_args(['segment', '-i', 'x', '-o', 'y'])\n"
+        "from medsegai import Predictor\n"
+        f"r = Predictor(model='medsegai_ct_demo', device='cpu', threads=1).predict({str(ts_ref / 'example_ct_sm.nii.gz')!r})\n"
+        "assert r.labels.array.any()\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'uvicorn', 'starlette', 'ray')\n"
+        "               or m.startswith(('medsegai.server.app', 'medsegai.batch.ray_run')))\n"
+        "assert not heavy, heavy\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(RUNNER.parent)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -20,6 +20,7 @@ class TaskSpec:
     model_ids: List[str]  # merged in this order
     crop_model: Optional[str]
     tile_step: float
+    title: str = ""  # for messages: "TotalSegmentator's total task"
 
 
 @lru_cache(maxsize=None)
@@ -45,4 +46,4 @@ def get_task(name: str, quality: str = "normal") -> TaskSpec:
     if quality not in t["quality"]:
         raise MedSegAIError(f"Task '{name}' has no quality '{quality}' (has: {', '.join(t['quality'])}).")
     return TaskSpec(name, class_map(t["class_map"]), list(t["quality"][quality]), t.get("crop_model"),
-                    float(t.get("tile_step", 0.5)))
+                    float(t.get("tile_step", 0.5)), t.get("title") or f"the {name} task")

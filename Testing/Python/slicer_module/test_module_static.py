@@ -111,7 +111,7 @@ def test_terminology_covers_every_total_structure_and_groups_them(data_dir):
     missing = [n for n in names if terminology.lookup(n) is None]
     assert missing == []
     coded = [n for n in names if terminology.lookup(n)[1]]
-    assert len(coded) >= 115  # vertebrae_S1 has no confirmed code and stays uncoded, not invented
+    assert len(coded) == 117  # every structure has a SNOMED CT code: DICOM SEG must never fall back to "Tissue"
     groups = terminology.structure_groups(names)
     assert sum(len(v) for v in groups.values()) == 117
     assert "vertebrae_L1" in groups["Vertebrae"] and "rib_left_3" in groups["Ribs and sternum"]

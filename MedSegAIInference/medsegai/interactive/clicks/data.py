@@ -18,9 +18,10 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
-from ...resources import resource_path
+from ...datasets.openkbp import FOLDER as OPENKBP
+from ...datasets.openkbp import case_names as openkbp_cases
+from ...datasets.openkbp import validation_cases
 
-OPENKBP = "ct/openkbp-head-neck"
 TOTALSEG = "ct/totalsegmentator-examples/tests/reference_files"
 MIN_VOXELS = 30
 
@@ -37,10 +38,6 @@ class Scan:
 
 def data_dir(explicit=None) -> Path:
     return Path(explicit or os.environ.get("MEDSEGAI_DATA_DIR") or Path.cwd().parent / "shared" / "data")
-
-
-def validation_cases() -> List[str]:
-    return list(json.loads(resource_path("Splits", "openkbp_validation.json").read_text())["validation"])
 
 
 def is_held_out_openkbp(case: str) -> bool:
@@ -76,13 +73,6 @@ def openkbp_scan(root: Path, case: str) -> Scan:
             box = ndi.find_objects(m.astype(np.uint8))[0]
             scan.objects.append((name, (lambda lv=int(level): ptv >= lv), box))
     return scan
-
-
-def openkbp_cases(root: Path) -> List[str]:
-    info = json.loads((root / OPENKBP / "cases.json").read_text())
-    cases = info["cases"]
-    names = list(cases) if isinstance(cases, dict) else [c if isinstance(c, str) else c["case"] for c in cases]
-    return sorted(names, key=lambda c: int(c.split("_")[1]))
 
 
 def training_openkbp_cases(root: Path) -> List[str]:
