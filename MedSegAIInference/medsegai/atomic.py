@@ -56,3 +56,30 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: Optional[int] = 2) -> Path:
     # Serialised first: an object json cannot encode fails before any file is touched.
     return atomic_write_text(path, json.dumps(obj, indent=indent))
+
+
+def _outputs_present(out_dir: Path) -> set:
+    found = set()
+    for d in (out_dir, out_dir / "masks"):
+        if d.is_dir():
+            found |= set(d.iterdir())
+    return found
+
+
+@contextmanager
+def removing_new_outputs(out_dir: Path, created_dir: bool) -> Iterator[None]:
+    """On any error (Ctrl+C included), remove what the block added to ``out_dir`` (and ``masks/``),
+    and ``out_dir`` itself when the caller created it: a failed run leaves the folder as it was."""
+    before = _outputs_present(out_dir)
+    try:
+        yield
+    except BaseException:
+        for p in sorted(_outputs_present(out_dir) - before, key=lambda q: len(q.parts), reverse=True):
+            if p.is_dir():
+                if not any(p.iterdir()):
+                    p.rmdir()
+            else:
+                p.unlink(missing_ok=True)
+        if created_dir and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise

@@ -194,13 +194,6 @@ def _segment(args, request, target, want_seg: bool) -> int:
     return 0
 
 
-def _outputs_present(out_dir: Path) -> set:
-    found = set()
-    for d in (out_dir, out_dir / "masks"):
-        if d.is_dir():
-            found |= set(d.iterdir())
-    return found
-
 
 def _write_outputs(args, image, result, target, dicom_seg=None) -> dict:
     """Write every requested file; if any write fails or Ctrl-C arrives, remove what this run wrote.
@@ -208,12 +201,12 @@ def _write_outputs(args, image, result, target, dicom_seg=None) -> dict:
     Each file is written atomically, but a run stopped between two files would otherwise leave a
     partial set (say the NIfTI without the .seg.nrrd, or half of the masks) that looks finished.
     """
+    from .atomic import removing_new_outputs
     from .outputs import write_result_files, write_structure_masks
 
     out_dir, stem = target.folder, target.stem
     created_dir = not out_dir.exists()
-    before = _outputs_present(out_dir)
-    try:
+    with removing_new_outputs(out_dir, created_dir):
         written = write_result_files(result, out_dir, stem=stem, probabilities=args.probabilities,
                                      label_suffix=target.label_suffix, dicom_seg=dicom_seg)
         if not target.single_file and not args.ml:
@@ -222,16 +215,6 @@ def _write_outputs(args, image, result, target, dicom_seg=None) -> dict:
             from .preview import write_preview
 
             written["preview"] = write_preview(image, result, out_dir / f"{stem}_preview.png")
-    except BaseException:
-        for p in sorted(_outputs_present(out_dir) - before, key=lambda q: len(q.parts), reverse=True):
-            if p.is_dir():
-                if not any(p.iterdir()):
-                    p.rmdir()
-            else:
-                p.unlink(missing_ok=True)
-        if created_dir and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
     return written
 
 

@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Dict, List
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, removing_new_outputs
 from .protocol import RemoteError
 
 _CHUNK = 1 << 20
@@ -45,14 +45,6 @@ def _safe_member(name: str) -> PurePosixPath:
     return p
 
 
-def _present(out_dir: Path) -> set:
-    found = set()
-    for d in (out_dir, out_dir / "masks"):
-        if d.is_dir():
-            found |= set(d.iterdir())
-    return found
-
-
 def extract_result(archive: Path, out_dir: Path, expected_sha256: str) -> Dict[str, Path]:
     """Write the result's files into ``out_dir``; returns {relative name: path}. All or nothing."""
     if expected_sha256 and sha256_of(archive) != expected_sha256:
@@ -63,9 +55,8 @@ def extract_result(archive: Path, out_dir: Path, expected_sha256: str) -> Dict[s
     except zipfile.BadZipFile as exc:
         raise RemoteError(f"The result downloaded from the server is not a zip ({exc}); nothing was written.") from None
     created_dir = not out_dir.exists()
-    before = _present(out_dir)
     written: Dict[str, Path] = {}
-    try:
+    with removing_new_outputs(out_dir, created_dir):
         with zf:
             for info in zf.infolist():
                 if info.is_dir():
@@ -76,14 +67,4 @@ def extract_result(archive: Path, out_dir: Path, expected_sha256: str) -> Dict[s
                     for block in iter(lambda: src.read(_CHUNK), b""):
                         dst.write(block)
                 written[rel.as_posix()] = target
-    except BaseException:
-        for p in sorted(_present(out_dir) - before, key=lambda q: len(q.parts), reverse=True):
-            if p.is_dir():
-                if not any(p.iterdir()):
-                    p.rmdir()
-            else:
-                p.unlink(missing_ok=True)
-        if created_dir and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
     return written
