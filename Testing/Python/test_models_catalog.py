@@ -47,7 +47,7 @@ def test_builtin_catalogue_matches_its_schema():
 
 def test_builtin_catalogue_lists_the_bundled_and_totalsegmentator_models(model_env):
     catalog = models.load_catalog()
-    assert set(catalog.entries) == set(TS_IDS) | {"medsegai_ct_demo", "medsegai_clicks"}
+    assert set(catalog.entries) == set(TS_IDS) | {"medsegai_ct_demo", "medsegai_clicks", "medsegai_head_neck_oar"}
     demo = catalog.get("medsegai_ct_demo")
     assert demo.bundled and demo.path == REPO / "Resources" / "Models" / "medsegai_ct_demo" and not demo.urls
     assert demo.task == "demo" and demo.modality == "CT" and demo.license.name == "Apache-2.0"
@@ -124,7 +124,7 @@ def test_bad_user_entry_is_skipped_and_named(model_env, capsys):
         catalog_entry("good_two", path="folder"), catalog_entry("good_one", urls=["https://example.org/dup.zip"]),
     ])
     catalog = models.load_catalog()
-    assert {"good_one", "good_two", "medsegai_ct_demo", "medsegai_clicks"} | set(TS_IDS) == set(catalog.entries)
+    assert {"good_one", "good_two", "medsegai_ct_demo", "medsegai_clicks", "medsegai_head_neck_oar"} | set(TS_IDS) == set(catalog.entries)
     assert catalog.get("good_one").urls == ("https://example.org/1.zip",)  # the later duplicate is the one skipped
     assert len(catalog.problems) == 3
     assert catalog.problems[0] == (f"Skipped the entry models[1] ('x') of the model catalogue {user}: "
@@ -150,7 +150,7 @@ def test_unreadable_user_catalogue_keeps_the_builtins(model_env, text):
     model_env.mkdir(parents=True, exist_ok=True)
     (model_env / "catalog.user.json").write_text(text)
     catalog = models.load_catalog()
-    assert set(catalog.entries) == set(TS_IDS) | {"medsegai_ct_demo", "medsegai_clicks"}
+    assert set(catalog.entries) == set(TS_IDS) | {"medsegai_ct_demo", "medsegai_clicks", "medsegai_head_neck_oar"}
     assert len(catalog.problems) == 1 and str(model_env / "catalog.user.json") in catalog.problems[0]
     assert "none of its models are listed" in catalog.problems[0].lower()
 
