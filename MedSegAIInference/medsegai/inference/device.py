@@ -60,13 +60,28 @@ def check_precision(device: torch.device, precision: str) -> None:
         raise DeviceError(f"Unknown precision '{precision}' (use auto, fp32, fp16 or bf16).")
     if device.type == "cpu" and precision == "fp16":
         raise DeviceError("fp16 is for CUDA; on the CPU use fp32 (default) or bf16.")
-    if device.type == "cpu" and precision == "bf16":
-        cap = torch.backends.cpu.get_cpu_capability()
-        if not cap.startswith("AVX512"):
-            # Measured here on an AVX2-only CPU: one bf16 3D convolution took over 100x the fp32 time.
-            raise DeviceError(
-                f"This CPU ({cap}) has no bf16 units, so bf16 would be far slower than fp32; use fp32."
-            )
+    if device.type == "cpu" and precision == "bf16" and not cpu_has_bf16_units():
+        # Measured on an AVX2-only CPU: one bf16 3D convolution took over 100x the fp32 time.
+        raise DeviceError(
+            f"This CPU ({torch.backends.cpu.get_cpu_capability()}) has no bf16 units (AVX-512 BF16 or AMX), "
+            "so bf16 would be far slower than fp32; use fp32."
+        )
+
+
+def cpu_has_bf16_units() -> bool:
+    """AVX-512 BF16 or AMX. ``get_cpu_capability()`` says "AVX512" for Skylake-X too, which has neither."""
+    cpu = getattr(torch, "cpu", None)
+    probes = [getattr(cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if all(p is None for p in probes):  # an older torch: fall back to the capability string
+        return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    return any(bool(p()) for p in probes if p is not None)
+
+
+def fastest_training_precision(device: torch.device) -> str:
+    """bf16 autocast where the hardware has bf16 arithmetic, else fp32 (training's ``--precision auto``)."""
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_has_bf16_units() else "fp32"
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -37,6 +37,12 @@ def register(sub) -> None:
                    help="start from this model folder (e.g. a TotalSegmentator model) instead of random weights")
     p.add_argument("-d", "--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("-nt", "--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                   help="fp32 (default), bf16 autocast (CPUs with AVX-512 BF16 or AMX, recent GPUs; about 2x faster), "
+                        "or auto: bf16 where the hardware has bf16 arithmetic, else fp32")
+    p.add_argument("--class-sampling", default="per-case", choices=["per-case", "per-class"],
+                   help="per-case (default): pick a case, then a structure it has; per-class: pick a structure, then "
+                        "a case that has it, so structures contoured in few cases are seen as often as the rest")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--memory-limit-gb", type=float, default=None,
                    help="memory a training step may use (default: 80%% of what is free)")
@@ -66,7 +72,8 @@ def _cmd_train(args) -> int:
         device=args.device, threads=args.threads, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
         resume=args.resume, finetune=args.finetune, seed=args.seed, max_minutes=args.max_minutes,
         elastic_p=args.elastic_p, limited_fov_p=args.limited_fov_p, air_margin_mm=args.air_margin_mm,
-        memory_limit_gb=args.memory_limit_gb, fp16_weights=not args.fp32_weights,
+        memory_limit_gb=args.memory_limit_gb, fp16_weights=not args.fp32_weights, precision=args.precision,
+        class_sampling=args.class_sampling,
     )
     summary = train(opts, log=lambda m: print(m, flush=True))
     # After training rather than in TrainOptions: the loop writes plans.json itself, and a resumed

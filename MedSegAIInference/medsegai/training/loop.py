@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from ..atomic import atomic_write_text
-from ..inference.device import select_device
+from ..errors import DeviceError
+from ..inference.device import autocast, check_precision, fastest_training_precision, select_device
 from ..nnunet.network import build_network
 from ..nnunet.plans import CANONICAL_RAS, INPUT_ORIENTATION_KEY, parse_model_config
 from .dataset import LabelMap, check_cases, find_pairs, load_cases, load_label_map, load_unlabelled
@@ -63,6 +64,8 @@ class TrainOptions:
     memory_limit_gb: Optional[float] = None  # for tests and shared machines; default 80% of what is free
     dataset_name: str = "MedSegAI"
     fp16_weights: bool = True
+    precision: str = "fp32"  # fp32 | bf16 | auto (bf16 where the hardware has bf16 arithmetic)
+    class_sampling: str = "per-case"  # per-case | per-class (see transforms.ClassBalancedSampler)
 
 
 @dataclass
@@ -94,6 +97,10 @@ def _check_options(o: TrainOptions) -> None:
         raise TrainingConfigError("--iterations and --batch-size must be at least 1.")
     if not 0 <= o.arch.dropout_p < 1:
         raise TrainingConfigError("--dropout must be in [0, 1).")
+    if o.precision not in ("fp32", "bf16", "auto"):
+        raise TrainingConfigError(f"Unknown precision '{o.precision}' (use fp32, bf16 or auto).")
+    if o.class_sampling not in ("per-case", "per-class"):
+        raise TrainingConfigError(f"Unknown class sampling '{o.class_sampling}' (use per-case or per-class).")
 
 
 def _median(values, axis=0):
@@ -166,6 +173,12 @@ def train(o: TrainOptions, log: Log = print) -> TrainSummary:
     if o.threads:
         torch.set_num_threads(int(o.threads))
     device = select_device(o.device)
+    precision = fastest_training_precision(device) if o.precision == "auto" else o.precision
+    if precision == "bf16":
+        try:
+            check_precision(device, "bf16")
+        except DeviceError as exc:
+            raise TrainingConfigError(str(exc)) from None
     out_root = Path(o.output_dir)
     folder = out_root / model_folder_name()
 
@@ -221,12 +234,13 @@ def train(o: TrainOptions, log: Log = print) -> TrainSummary:
     need = check_memory(config.network, patch, o.batch_size, len(trained), n_params, device, limit)
     log(f"network: {len(config.network.features_per_stage)} stages {config.network.features_per_stage}, "
         f"{n_params / 1e6:.2f} M parameters, dropout {config.network.dropout_p}; patch {patch} at "
-        f"{tuple(config.spacing)} mm, batch {o.batch_size}; about {need / 2**30:.1f} GiB per step on {device}")
+        f"{tuple(config.spacing)} mm, batch {o.batch_size}; about {need / 2**30:.1f} GiB per step on {device}, "
+        f"{precision}")
 
     # ---- preprocessing (the runner's) and the data pipeline -------------------------------------
     from monai.data import CacheDataset
 
-    from .transforms import cached_transforms, class_sampling_label, training_transforms
+    from .transforms import ClassBalancedSampler, cached_transforms, class_sampling_label, training_transforms
 
     lut = value_to_channel_lut(trained, label_map.ignore_value, max(label_map.names))
     items = []
@@ -241,6 +255,13 @@ def train(o: TrainOptions, log: Log = print) -> TrainSummary:
     cache = CacheDataset(items, transform=cached_transforms(patch, len(trained)), progress=False, num_workers=0)
     augment = training_transforms(patch, len(trained), seed=o.seed, elastic_p=o.elastic_p,
                                   limited_fov_p=o.limited_fov_p)
+    sampler = None
+    if o.class_sampling == "per-class":
+        present = np.array([[len(ix) > 0 for ix in cache[i]["sampling_indices"]] for i in range(len(cache))])
+        sampler = ClassBalancedSampler(present, lambda r: training_transforms(
+            patch, len(trained), elastic_p=o.elastic_p, limited_fov_p=o.limited_fov_p, ratios=r), seed=o.seed)
+        log("patch centres: " + ", ".join(f"{trained_names[c]} in {int(present[:, c].sum())} case(s)"
+                                          for c in sampler.classes) + "; each structure the same share")
 
     # ---- optimiser, resume / fine-tune ------------------------------------------------------------
     net.to(device)
@@ -258,6 +279,8 @@ def train(o: TrainOptions, log: Log = print) -> TrainSummary:
             ck.get("history", []))
         torch.set_rng_state(ck["torch_rng"])
         augment.set_random_state(seed=o.seed + start_it)
+        if sampler is not None:
+            sampler.set_random_state(o.seed + start_it)
         log(f"resuming at iteration {start_it}")
     elif source_model is not None:
         from .finetune import init_from_model
@@ -310,14 +333,19 @@ def train(o: TrainOptions, log: Log = print) -> TrainSummary:
         lr = _poly_lr(o.lr, progress)
         for g in opt.param_groups:
             g["lr"] = lr
-        batch = [augment(cache[int(rng.integers(len(cache)))])[0] for _ in range(o.batch_size)]
+        if sampler is not None:
+            batch = [sampler.draw(rng, cache) for _ in range(o.batch_size)]
+        else:
+            batch = [augment(cache[int(rng.integers(len(cache)))])[0] for _ in range(o.batch_size)]
         x = torch.stack([torch.as_tensor(b["image"]) for b in batch]).float().to(device)
         y = torch.stack([torch.as_tensor(b["target"])[0] for b in batch]).to(device)
         known = torch.as_tensor(np.stack([b["known"] for b in batch])).to(device)
-        outs = net(x)
+        with autocast(device, precision if precision == "bf16" else "fp32"):
+            outs = net(x)
         targets = _deep_supervision_targets(y, len(DS_WEIGHTS))
         w = np.array(DS_WEIGHTS) / sum(DS_WEIGHTS)
-        loss = sum(wi * loss_fn(out, t, known) for wi, out, t in zip(w, outs, targets))
+        # The loss in fp32: bf16's 8-bit mantissa would blur the log-softmax of confident voxels.
+        loss = sum(wi * loss_fn(out.float(), t, known) for wi, out, t in zip(w, outs, targets))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 12.0)
@@ -342,6 +370,7 @@ def train(o: TrainOptions, log: Log = print) -> TrainSummary:
     run_validation()
     seconds = elapsed_before + time.perf_counter() - t0
     extra = {"dropout_p": float(config.network.dropout_p), "iterations": it, "training_seconds": round(seconds, 1),
+             "training_precision": precision, "class_sampling": o.class_sampling,
              "trained_structures": trained_names[1:]}
     write_model_folder(folder, plans, dataset, net.state_dict(), trained, fp16=o.fp16_weights, extra=extra)
     _write_log(folder, {"options": _options_record(o), "iterations": it, "seconds": seconds,

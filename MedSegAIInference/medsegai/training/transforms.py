@@ -6,7 +6,7 @@ Rotations stay small for the same reason. The models are saved with mirroring at
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -68,15 +68,24 @@ def class_sampling_label(target: np.ndarray, num_classes: int) -> np.ndarray:
     return out
 
 
-def training_transforms(patch: Sequence[int], num_classes: int, seed: int = 0, elastic_p: float = 0.1,
-                        limited_fov_p: float = 0.3) -> mt.Compose:
-    patch = [int(p) for p in patch]
-    # Crop a larger region first so that rotation/scaling have real data at the patch borders.
-    big = [int(round(p * 1.3)) for p in patch]
+BACKGROUND_SHARE = 1 / 3
+
+
+def default_class_ratios(num_classes: int) -> list:
     # A third of the patches centred on background (air, fat, table, structures not learned), the
     # rest shared equally by the structures, so small ones are seen as often as the liver. With
     # background at a small share the network almost never sees air and labels it at inference.
-    ratios = [max(1.0, (num_classes - 1) / 2.0)] + [1.0] * (num_classes - 1)
+    return [max(1.0, (num_classes - 1) / 2.0)] + [1.0] * (num_classes - 1)
+
+
+def training_transforms(patch: Sequence[int], num_classes: int, seed: int = 0, elastic_p: float = 0.1,
+                        limited_fov_p: float = 0.3, ratios: Optional[Sequence[float]] = None) -> mt.Compose:
+    """``ratios``: patch-centre shares per class (default :func:`default_class_ratios`); a one-hot list
+    centres every patch on one class (the trainer's per-class sampling)."""
+    patch = [int(p) for p in patch]
+    # Crop a larger region first so that rotation/scaling have real data at the patch borders.
+    big = [int(round(p * 1.3)) for p in patch]
+    ratios = list(ratios) if ratios is not None else default_class_ratios(num_classes)
     t = mt.Compose([
         mt.RandCropByLabelClassesd(keys=("image", "target"), label_key="sampling", spatial_size=big,
                                    num_classes=num_classes, ratios=ratios, num_samples=1,
@@ -108,3 +117,35 @@ def cached_transforms(patch: Sequence[int], num_classes: int) -> mt.Compose:
         mt.SpatialPadd(keys=("image", "target", "sampling"), spatial_size=big, mode="edge"),
         mt.ClassesToIndicesd(keys="sampling", num_classes=num_classes, indices_postfix="_indices"),
     ])
+
+
+class ClassBalancedSampler:
+    """Chooses the structure first, then a case that has it, then a patch centred on it.
+
+    Radiotherapy data contour some organs in few patients (OpenKBP: the oesophagus in 47 of 137);
+    picking the case first shows such organs in proportion to how often they were contoured, and
+    the network then folds them into background. Here each structure present in any case gets
+    the same share of patches, background keeps :data:`BACKGROUND_SHARE`.
+    """
+
+    def __init__(self, present: np.ndarray, make_transform, seed: int = 0):
+        self.present = np.asarray(present, dtype=bool)  # (cases, classes)
+        n = self.present.shape[1]
+        self.classes = [c for c in range(1, n) if self.present[:, c].any()]
+        self.transforms = {c: make_transform([1.0 if k == c else 0.0 for k in range(n)]) for c in [0] + self.classes}
+        self.set_random_state(seed)
+
+    def set_random_state(self, seed: int) -> None:
+        for c, t in self.transforms.items():
+            t.set_random_state(seed=seed + 7919 * c)
+
+    def choose(self, rng: np.random.Generator):
+        """(class, case): the structure the next patch is centred on and a case that has it."""
+        if not self.classes or rng.random() < BACKGROUND_SHARE:
+            return 0, int(rng.integers(len(self.present)))
+        c = self.classes[int(rng.integers(len(self.classes)))]
+        return c, int(rng.choice(np.flatnonzero(self.present[:, c])))
+
+    def draw(self, rng: np.random.Generator, cache) -> dict:
+        c, case = self.choose(rng)
+        return self.transforms[c](cache[case])[0]
