@@ -138,7 +138,7 @@ class SliceGestures:
         self.cancel()
         span = max(max(abs(x - d.xy[0][0]), abs(y - d.xy[0][1])) for x, y in d.xy)
         if d.tool == "scribble":
-            self.prompts.scribble(d.ras, d.positive)
+            self.prompts.scribble(d.ras, d.positive, d.slice_to_ras)
         elif span < MIN_DRAG_PX:
             self.prompts.too_small(d.tool)
         elif d.tool == "box":

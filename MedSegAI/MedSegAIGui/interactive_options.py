@@ -10,6 +10,7 @@ import slicer
 
 from MedSegAILib.interactive_choices import DEVICES, ENGINE_CHOICES
 
+DEFAULT_BRUSH_MM = 3.0  # a stroke a few voxels wide on a typical CT, visible and still precise
 TOOL_TITLES = {"point": "Point (P)", "box": "Box (B)", "scribble": "Scribble (S)", "lasso": "Lasso (L)"}
 TOOL_TIPS = {
     "point": "Click on a slice: a point prompt. Shift+click: the opposite sign.",
@@ -38,6 +39,13 @@ class InteractiveOptions:
         self.polarity_button.toolTip = "Toggle between adding (+) and removing (-) prompts (T; Shift inverts once)"
         tools.addWidget(self.polarity_button)
         form.addRow("Tool:", tools)
+        self.brush_width = qt.QDoubleSpinBox()
+        self.brush_width.minimum, self.brush_width.maximum, self.brush_width.singleStep = 0.0, 50.0, 1.0
+        self.brush_width.decimals = 1
+        self.brush_width.suffix = " mm"
+        self.brush_width.value = DEFAULT_BRUSH_MM
+        self.brush_width.toolTip = "Diameter of the scribble brush on the slice (0: a one-voxel line)"
+        form.addRow("Brush:", self.brush_width)
 
         text_row = qt.QHBoxLayout()
         self.text_edit = qt.QLineEdit()
@@ -103,6 +111,9 @@ class InteractiveOptions:
     def show_status(self, text: str, is_error: bool) -> None:
         self.status_label.text = text
         self.status_label.styleSheet = "color: #c0392b;" if is_error else ""
+
+    def brush_width_mm(self) -> float:
+        return float(self.brush_width.value)
 
     def engine_options(self) -> dict:
         model = self.model_edit.text.strip() or None

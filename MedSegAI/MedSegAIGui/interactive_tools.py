@@ -100,11 +100,12 @@ class InteractiveTools:
         self._submit("Box", positive, lambda s: s.addBox(drag_box_roi(corner_a, corner_b, slice_to_ras),
                                                         positive=positive, wait=False))
 
-    def scribble(self, ras_points, positive: bool) -> None:
+    def scribble(self, ras_points, positive: bool, slice_to_ras=None) -> None:
         from MedSegAILib.slice_prompts import stroke_array
 
-        self._submit("Scribble", positive, lambda s: s.addScribble(stroke_array(s.volumeNode, ras_points),
-                                                                  positive=positive, wait=False))
+        width = self.options.brush_width_mm() if slice_to_ras is not None else 0.0
+        self._submit("Scribble", positive, lambda s: s.addScribble(
+            stroke_array(s.volumeNode, ras_points, width, slice_to_ras), positive=positive, wait=False))
 
     def lasso(self, ras_points, positive: bool) -> None:
         self._submit("Lasso", positive, lambda s: s.addLasso(ras_points, positive=positive, wait=False))

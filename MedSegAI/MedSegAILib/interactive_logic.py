@@ -22,6 +22,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -75,8 +76,13 @@ class InteractiveLogic:
         key = (volumeNode.GetID(), segmentationNode.GetID(), segment_id)
         session = self._sessions.get(key)
         if session is not None and session.options != options:
-            session.close()  # another engine: a new runner session, a new history
-            session = None
+            if session.busy:
+                raise InputError("A prompt is still being computed; change the engine after it has come back.")
+            previous = session  # another engine: a new runner session that inherits the voxel history
+            session = SegmentSession(self, volumeNode, segmentationNode, segment_id, options)
+            session.inherit_history(previous)
+            previous.close()
+            self._sessions[key] = session
         if session is None:
             session = SegmentSession(self, volumeNode, segmentationNode, segment_id, options)
             self._sessions[key] = session
@@ -250,6 +256,7 @@ class SegmentSession:
         self._external: Optional[tuple] = None  # changed by other sessions since, to send before the next prompt
         self._pending: Optional[PendingEdit] = None
         self._notes: List[str] = []
+        self._start_notes: List[str] = []  # said with the next prompt's change
         self.closed = False
 
     # -- state ------------------------------------------------------------------------------------
@@ -376,6 +383,18 @@ class SegmentSession:
             self.runner.fire("session.amend", mask=regions.encode(expected, _start(step.region)), last_step=False)
         self._known = union(self._known, step.region)
 
+    def inherit_history(self, previous: "SegmentSession") -> None:
+        """Keep the undo/redo steps of the session this one replaces (the user changed the engine).
+
+        The steps are voxel differences of the segments, so they replay the same whatever engine made
+        them; none has a twin in the new runner session (generation None), so an undo tells the new
+        runner the voxels instead of asking for its own undo."""
+        self._undo = [replace(step, generation=None) for step in previous._undo]
+        self._redo = [replace(step, generation=None) for step in previous._redo]
+        if self._undo or self._redo:
+            self._notes.append("Engine changed; the earlier prompts can still be undone.")
+            self._start_notes = [self._notes[-1]]
+
     # -- closing ----------------------------------------------------------------------------------
     def close(self) -> None:
         """End the session: the worker frees its mask, history and engine; this object's history goes."""
@@ -500,6 +519,8 @@ class SegmentSession:
         if reply.data.get("text_structures"):
             change.notes.append("From the model's " + ", ".join(reply.data["text_structures"]) + ".")
         change.notes += [str(w) for w in reply.data.get("text_warnings") or []]
+        change.notes += self._start_notes
+        self._start_notes = []
         if self.runner.engine_note and self.runner.engine_note not in self._notes:
             self._notes.append(self.runner.engine_note)
             change.notes.append(self.runner.engine_note)

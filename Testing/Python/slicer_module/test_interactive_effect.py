@@ -236,6 +236,46 @@ def test_click_adds_shift_click_removes_and_ctrl_z_ctrl_y_replay_exactly(editor,
     np.testing.assert_array_equal(mask(node, liver_id, volume), liver_before)
 
 
+def stroke_voxels(volume, segment, radius_mm, k):
+    """The voxels of slice k whose centres lie within ``radius_mm`` of the world segment (the rule a
+    round brush follows), computed from the geometry rather than by the code under test."""
+    shape = slicer.util.arrayFromVolume(volume).shape
+    jj, ii = np.meshgrid(np.arange(shape[1]), np.arange(shape[2]), indexing="ij")
+    m = vtk.vtkMatrix4x4()
+    volume.GetIJKToRASMatrix(m)
+    ijk_to_ras = slicer.util.arrayFromVTKMatrix(m)
+    centres = np.stack([ii.ravel(), jj.ravel(), np.full(ii.size, k), np.ones(ii.size)])
+    ras = (ijk_to_ras @ centres)[:3].T
+    a, b = (np.asarray(p, float) for p in segment)
+    t = np.clip((ras - a) @ (b - a) / ((b - a) @ (b - a)), 0, 1)
+    dist = np.linalg.norm(ras - (a + t[:, None] * (b - a)), axis=1).reshape(ii.shape)
+    out = np.zeros(shape, bool)
+    out[k] = dist <= radius_mm
+    return out
+
+
+def test_a_brush_paints_every_voxel_centre_within_its_radius_and_no_other(scene):
+    from MedSegAILib.errors import InputError
+    from MedSegAILib.slice_prompts import stroke_array
+
+    _, volume, _, _ = scene
+    nk, nj, ni = slicer.util.arrayFromVolume(volume).shape
+    k = nk // 2
+    a, b = world(volume, (ni * 0.4 + 0.3, nj * 0.5, k)), world(volume, (ni * 0.6, nj * 0.55 + 0.6, k))
+    axial = np.eye(4)  # the slice plane: R and A
+    for radius in (0.9, 2.5, 6.0):
+        crop, offset = stroke_array(volume, [a, b], 2 * radius, axial)
+        got = np.zeros(slicer.util.arrayFromVolume(volume).shape, bool)
+        got[tuple(slice(o, o + n) for o, n in zip(offset, crop.shape))] = crop > 0
+        inner, outer = (stroke_voxels(volume, (a, b), r, k) for r in (radius - 0.2, radius + 0.2))
+        assert not (inner & ~got).any(), radius  # every centre well inside the brush is painted
+        assert not (got & ~outer).any(), radius  # and nothing well outside it
+    with pytest.raises(InputError, match="brush width"):
+        stroke_array(volume, [a, b], -1.0, axial)
+    with pytest.raises(InputError, match="slice's orientation"):
+        stroke_array(volume, [a, b], 3.0)
+
+
 def test_box_scribble_and_lasso_land_on_the_voxels_drawn(editor, scene, labels):
     _, volume, node, _ = scene
     set_overwrite(editor, "none")
@@ -261,6 +301,7 @@ def test_box_scribble_and_lasso_land_on_the_voxels_drawn(editor, scene, labels):
 
     # Scribble with Shift (negative): a stroke along one row of voxels, through their centres.
     editor.key("Red", "s")
+    tools_of(editor).options.brush_width.value = 0.0  # a one-voxel line
     editor.drag("Red", [xy_of(i - 3, j), xy_of(i, j), xy_of(i + 3, j)], shift=True)
     settle(editor)
     stroke = np.zeros(direct.mask.shape, np.uint8)
@@ -268,6 +309,17 @@ def test_box_scribble_and_lasso_land_on_the_voxels_drawn(editor, scene, labels):
     direct.add_scribble(stroke, False)
     np.testing.assert_array_equal(mask(node, "new", volume), direct.mask > 0, err_msg=status(editor))
     assert status(editor).startswith("Scribble -")
+
+    # A brush 4.4 voxels wide: the voxel centres on slice k within 2.2 voxels of the stroke.
+    radius = 2.2 * min(volume.GetSpacing())
+    tools_of(editor).options.brush_width.value = round(2 * radius, 1)
+    editor.drag("Red", [xy_of(i - 2, j + 2), xy_of(i + 2, j + 2)])
+    settle(editor)
+    painted = stroke_voxels(volume, [world(volume, (i - 2, j + 2, k)), world(volume, (i + 2, j + 2, k))],
+                            round(2 * radius, 1) / 2, k)
+    assert painted.sum() > 2 * 5  # wider than the 5-voxel line
+    direct.add_scribble(painted.astype(np.uint8), True)
+    np.testing.assert_array_equal(mask(node, "new", volume), direct.mask > 0, err_msg=status(editor))
 
     # Lasso: a closed outline (vertices off the voxel centres), filled on slice k.
     editor.key("Red", "l")

@@ -434,6 +434,35 @@ def test_engine_auto_edits_only_the_target_and_undo_is_exact(mrml, logic, organs
     assert not seg_mask(node, "new", volume).any()
 
 
+def test_changing_the_engine_keeps_the_history_and_undo_stays_exact(mrml, logic, ct, labels):
+    volume = add_volume(mrml.scene, ct.array, ct.ijk_to_ras())
+    node = empty_segmentation(mrml.scene, volume)
+    frame = VolumeFrame(volume)
+    first = logic.interactiveSession(volume, node, "new", engine="classical")
+    first.addPoint(frame.world_of_voxel(deepest(labels == LIVER)))
+    after_one = seg_mask(node, "new", volume)
+    first.addPoint(frame.world_of_voxel(deepest(labels == SPLEEN)))
+    after_two = seg_mask(node, "new", volume)
+    assert after_one.any() and (after_two != after_one).any()
+    # Another engine setting (here the thread count: the same cheap engine) is a new runner session.
+    second = logic.interactiveSession(volume, node, "new", engine="classical", threads=1)
+    assert second is not first and first.closed and second.canUndo
+    assert logic.interactiveSession(volume, node, "new", engine="classical", threads=1) is second
+    second.undo()  # a step of the old session: its voxels come back, the new runner is told them
+    np.testing.assert_array_equal(seg_mask(node, "new", volume), after_one)
+    second.redo()
+    np.testing.assert_array_equal(seg_mask(node, "new", volume), after_two)
+    second.undo()
+    change = second.addPoint(frame.world_of_voxel(deepest(labels == SPLEEN)), positive=True)
+    assert any("Engine changed" in n for n in change.notes)
+    # The new runner started from the segment as it was after the undo, not from its own empty mask.
+    assert (seg_mask(node, "new", volume) & after_one).sum() == after_one.sum()
+    second.undo()
+    np.testing.assert_array_equal(seg_mask(node, "new", volume), after_one)
+    second.undo()
+    assert not seg_mask(node, "new", volume).any() and not second.canUndo
+
+
 # -- bad input: a message, the scene unchanged -------------------------------------------------------
 def test_bad_input_is_a_message_and_the_scene_is_unchanged(mrml, logic, ct, labels):
     scene = mrml.scene
