@@ -17,6 +17,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from monai.metrics import compute_hausdorff_distance
@@ -34,8 +35,10 @@ def hd95(pred: np.ndarray, ref: np.ndarray, spacing_kji) -> float:
     return float(d.ravel()[0])
 
 
-def evaluate(model, data: Path, cases, uncertainty: str = "entropy", log=print) -> dict:
-    predictor = Predictor(task="head_neck_oar") if model is None else Predictor(model=str(model))
+def evaluate(model, data: Path, cases, uncertainty: Optional[str] = "entropy", precision: str = "auto",
+             log=print) -> dict:
+    predictor = (Predictor(task="head_neck_oar", precision=precision) if model is None
+                 else Predictor(model=str(model), precision=precision))
     values = openkbp.organ_values(data)
     rows, times = [], []
     for case in cases:
@@ -51,7 +54,7 @@ def evaluate(model, data: Path, cases, uncertainty: str = "entropy", log=print) 
             p, r = pred == by_name[name], c.organs == ref_value
             denom = int(p.sum()) + int(r.sum())
             dice = 2.0 * int((p & r).sum()) / denom if denom else float("nan")
-            conf = res.segment_confidence.get(name, {})
+            conf = (res.segment_confidence or {}).get(name, {})
             rows.append({"case": case, "organ": name, "dice": dice, "hd95_mm": hd95(p, r, c.image.spacing[::-1]),
                          "soft_dice_confidence": conf.get("soft_dice", float("nan")),
                          "flagged": conf.get("flagged"), "voxels_ref": int(r.sum()), "voxels_pred": int(p.sum())})
@@ -97,7 +100,7 @@ def markdown(summary: dict) -> str:
                      f" | {s['confidence_median']:.3f} | {s['spearman_confidence_dice']:.2f} | {s['flagged']} "
                      f"({s['dice_median_flagged']:.2f} / {s['dice_median_unflagged']:.2f}) |")
     lines.append(f"\n{summary['cases']} held-out cases; {summary['seconds_per_case_median']:.1f} s per case median "
-                 f"(max {summary['seconds_per_case_max']:.1f} s), entropy uncertainty included.")
+                 f"(max {summary['seconds_per_case_max']:.1f} s), {summary.get('setting', '')}.")
     return "\n".join(lines)
 
 
@@ -109,13 +112,18 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--markdown", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="the runner's precision (auto: fp32 on the CPU; bf16 needs AVX-512 BF16 or AMX)")
+    ap.add_argument("--no-uncertainty", action="store_true", help="labels only (no confidence columns)")
     a = ap.parse_args()
     import torch
 
     torch.set_num_threads(a.threads)
     cases = openkbp.validation_cases()[: a.limit]
-    result = evaluate(a.model, a.data, cases)
+    result = evaluate(a.model, a.data, cases, None if a.no_uncertainty else "entropy", a.precision)
     summary = summarise(result)
+    summary["setting"] = (f"precision {a.precision}, "
+                          + ("labels only" if a.no_uncertainty else "entropy uncertainty included"))
     text = markdown(summary)
     flags = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in Path("/proc/cpuinfo").read_text()]
     print(text)
