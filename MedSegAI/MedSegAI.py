@@ -145,6 +145,25 @@ class MedSegAILogic(ScriptedLoadableModuleLogic):
         return self.interactiveLogic.interactiveSession(volumeNode, segmentationNode, segmentId, engine=engine,
                                                         **options)
 
+    def exportDicomSeg(self, volumeNode, segmentationNode, path, segmentIds=None, segmentationType="BINARY",
+                       sourceFolder=None):
+        """Write the segmentation as a DICOM SEG over the DICOM series ``volumeNode`` was loaded from
+        (Slicer's DICOM database, or ``sourceFolder`` holding that series); returns notes."""
+        from MedSegAILib.dicom_seg_bridge import FolderIndex, export_dicom_seg
+
+        database = FolderIndex(sourceFolder) if sourceFolder else None
+        return export_dicom_seg(volumeNode, segmentationNode, path, segment_ids=segmentIds,
+                                segmentation_type=segmentationType, database=database)
+
+    def importDicomSeg(self, path, volumeNode, segmentationNode=None, sourceFolder=None):
+        """Read a DICOM SEG onto ``volumeNode``'s grid; returns (segmentation node, notes)."""
+        from MedSegAILib.dicom_seg_bridge import FolderIndex, import_dicom_seg
+
+        database = FolderIndex(sourceFolder) if sourceFolder else None
+        update, notes = import_dicom_seg(slicer.mrmlScene, path, volumeNode, segmentation_node=segmentationNode,
+                                         database=database)
+        return update.node, notes
+
     def shutdown(self):
         """End the interactive sessions and stop the worker process (it stays between runs, with the model loaded)."""
         if getattr(self, "interactiveLogic", None) is not None:

@@ -111,8 +111,10 @@ def frame_indices(labels: Image, sources: Sequence) -> List[int]:
     return out
 
 
-def segment_descriptions(segments: Sequence[SegmentInfo], algorithm: AlgorithmInfo) -> list:
-    """highdicom SegmentDescriptions numbered 1..N in the order given; every segment needs SNOMED codes."""
+def segment_descriptions(segments: Sequence[SegmentInfo], algorithm: AlgorithmInfo,
+                         algorithm_type: str = "AUTOMATIC") -> list:
+    """highdicom SegmentDescriptions numbered 1..N in the order given; every segment needs SNOMED codes.
+    ``algorithm_type``: AUTOMATIC (a model's output) or SEMIAUTOMATIC (edited by a person, as in Slicer)."""
     hd = highdicom()
 
     algo = algorithm.sequence()
@@ -124,7 +126,8 @@ def segment_descriptions(segments: Sequence[SegmentInfo], algorithm: AlgorithmIn
                                 "requires; add it to medsegai/terminology/structures.csv.")
         desc = hd.seg.SegmentDescription(
             segment_number=number, segment_label=seg.name[:64], segmented_property_category=codes.category,
-            segmented_property_type=codes.type, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            segmented_property_type=codes.type,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues[algorithm_type],
             algorithm_identification=algo, tracking_uid=hd.UID(), tracking_id=seg.name[:64],
             anatomic_regions=[codes.region] if codes.region is not None else None,
             display_color=hd.color.CIELabColor.from_rgb(*(int(round(c * 255)) for c in seg.color)))
@@ -153,8 +156,12 @@ def _present(labels: np.ndarray, segments: Sequence[SegmentInfo]) -> Tuple[List[
 def build_dicom_seg(labels: Image, segments: Sequence[SegmentInfo], source_files: Sequence[str], *,
                     algorithm: AlgorithmInfo, segmentation_type: str = "BINARY", workers: Optional[int] = None,
                     series_number: int = 900, series_description: str = "MedSegAI segmentation",
-                    sources: Optional[list] = None):
-    """A highdicom Segmentation of the non-empty ``segments`` of ``labels`` over ``source_files``."""
+                    sources: Optional[list] = None, masks: Optional[np.ndarray] = None,
+                    algorithm_type: str = "AUTOMATIC"):
+    """A highdicom Segmentation of the non-empty ``segments`` of ``labels`` over ``source_files``.
+
+    ``masks`` (BINARY only): segments that may overlap (a tumour inside its organ), as a boolean
+    array (segment, k, j, i) in the order of ``segments``; ``labels`` then only gives the grid."""
     hd = highdicom()
 
     seg_type = segmentation_type.upper()
@@ -165,12 +172,25 @@ def build_dicom_seg(labels: Image, segments: Sequence[SegmentInfo], source_files
     sources = sources if sources is not None else load_source_datasets(source_files)
     check_referenceable(sources)
     ks = frame_indices(labels, sources)
-    present, lut = _present(labels.array, segments)
+    if masks is not None:
+        if seg_type != "BINARY":
+            raise DicomSegError("Overlapping segments need a BINARY DICOM SEG; a LABELMAP holds one per voxel.")
+        if masks.shape != (len(segments),) + tuple(labels.shape):
+            raise DicomSegError(f"{masks.shape[0]} masks of shape {masks.shape[1:]} for {len(segments)} segments "
+                                f"on a {tuple(labels.shape)} grid.")
+        keep = [n for n in range(len(segments)) if masks[n].any()]
+        present = [segments[n] for n in keep]
+    else:
+        present, lut = _present(labels.array, segments)
     if not present:
         raise DicomSegError("The segmentation is empty (no structure was found), so there is no DICOM SEG to write.")
-    descriptions = segment_descriptions(present, algorithm)  # a missing code fails before the pixel work
+    # A missing code fails before the pixel work.
+    descriptions = segment_descriptions(present, algorithm, algorithm_type)
     # Frames in source order: frame f is drawn on sources[f].
-    pixels = lut[labels.array[ks]]
+    if masks is not None:
+        pixels = np.moveaxis(masks[keep][:, ks], 0, -1).astype(np.uint8)  # (frames, rows, columns, segments)
+    else:
+        pixels = lut[labels.array[ks]]
     with warnings.catch_warnings():
         # Source patient names such as "Pancreas-CT-CB_001" are copied as they are; the warning helps nobody.
         warnings.filterwarnings("ignore", message=".*intended person name.*")
