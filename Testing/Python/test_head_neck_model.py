@@ -16,8 +16,8 @@ import SimpleITK as sitk
 from medsegai.datasets import openkbp
 
 CASE = "pt_100"  # held out (Resources/Splits/openkbp_validation.json), all seven organs contoured
-FLOORS = {"mandible": 0.5, "parotid_gland_left": 0.45, "parotid_gland_right": 0.45, "brainstem": 0.2,
-          "spinal_cord": 0.45}
+FLOORS = {"mandible": 0.55, "parotid_gland_left": 0.45, "parotid_gland_right": 0.45, "brainstem": 0.45,
+          "spinal_cord": 0.5, "larynx": 0.3, "esophagus": 0.25}
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
