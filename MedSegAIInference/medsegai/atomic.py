@@ -66,20 +66,63 @@ def _outputs_present(out_dir: Path) -> set:
     return found
 
 
+def _hold(files: set, out_dir: Path) -> dict:
+    """Hard links of the files present, in a hidden folder: {link: original}. A link costs no disk
+    space, so it works on the full disk that made the run fail; where links are impossible (another
+    file system, FAT) that file is simply not held."""
+    held = {}
+    if not files:
+        return held
+    keep = out_dir / f".medsegai-earlier-{secrets.token_hex(4)}"
+    for n, f in enumerate(sorted(p for p in files if p.is_file() and not p.is_symlink())):
+        link = keep / f"{n}-{f.name}"
+        try:
+            keep.mkdir(exist_ok=True)
+            os.link(f, link)
+            held[link] = f
+        except OSError:
+            continue
+    return held
+
+
+def _release(held: dict) -> None:
+    for link in held:
+        link.unlink(missing_ok=True)
+    for folder in {link.parent for link in held}:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
 @contextmanager
 def removing_new_outputs(out_dir: Path, created_dir: bool) -> Iterator[None]:
     """On any error (Ctrl+C included), remove what the block added to ``out_dir`` (and ``masks/``),
-    and ``out_dir`` itself when the caller created it: a failed run leaves the folder as it was."""
+    put back every file of an earlier run it replaced, and remove ``out_dir`` itself when the caller
+    created it: a failed run leaves the folder as it was, never half old and half new results."""
     before = _outputs_present(out_dir)
+    held = _hold(before, out_dir)
     try:
         yield
     except BaseException:
-        for p in sorted(_outputs_present(out_dir) - before, key=lambda q: len(q.parts), reverse=True):
+        for p in sorted(_outputs_present(out_dir) - before - {link.parent for link in held},
+                        key=lambda q: len(q.parts), reverse=True):
             if p.is_dir():
                 if not any(p.iterdir()):
                     p.rmdir()
             else:
                 p.unlink(missing_ok=True)
+        for link, original in held.items():
+            try:
+                if not os.path.samefile(link, original):
+                    os.replace(link, original)  # a rename: needs no free space either
+            except OSError:
+                try:
+                    os.replace(link, original)
+                except OSError:
+                    pass
         if created_dir and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()
         raise
+    finally:
+        _release(held)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Dict, Optional, Sequence
 
 import numpy as np
 
+from .atomic import removing_new_outputs
 from .io.seg_nrrd import write_seg_nrrd
 from .io.write import atomic_path, write_image
 from .result import SegmentationResult
@@ -63,7 +64,16 @@ def write_result_files(result: SegmentationResult, out_dir: Path, *, stem: str =
         from .io.dicom_seg_write import DicomSegError
 
         raise DicomSegError("A DICOM SEG output needs the DICOM source series it refers to.")
+    created_dir = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
+    # A write that fails half-way (a full disk) takes back what it wrote and restores what it replaced.
+    with removing_new_outputs(out_dir, created_dir):
+        return _write_result_files(result, out_dir, stem, nifti, seg_nrrd, probabilities, labels_csv, label_suffix,
+                                   dicom_seg)
+
+
+def _write_result_files(result, out_dir: Path, stem, nifti, seg_nrrd, probabilities, labels_csv, label_suffix,
+                        dicom_seg) -> Dict[str, Path]:
     written: Dict[str, Path] = {}
     if dicom_seg is not None:
         # First: the SEG is the output most likely to refuse (a structure without a code, a grid mismatch).

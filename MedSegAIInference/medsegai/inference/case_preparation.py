@@ -19,6 +19,7 @@ import torch
 from ..io.image import Image
 from ..nnunet.model_folder import LoadedModel
 from ..progress import Reporter
+from .grid_check import check_model_grid
 from .export import ChunkCallback, scores_to_labels, uncrop_to_input
 from .orientation import from_canonical, to_canonical
 from .preprocess import preprocess_case
@@ -55,6 +56,7 @@ class PreparedCase:
 
 def prepare_case(model: LoadedModel, image: Image, mode: str, reporter: Reporter) -> PreparedCase:
     """Network input plus the way back to the input grid, in nnU-Net's or TotalSegmentator's pipeline."""
+    check_model_grid(image.array.shape, image.spacing[::-1], model.config.spacing)
     if mode == "totalseg":
         return _prepare_totalseg(model, image, reporter)
     return _prepare_nnunet(model, image, reporter)

@@ -13,6 +13,7 @@ import SimpleITK as sitk
 from ..errors import InvalidImageError
 from .dicom_checks import check_slice_geometry, check_unreadable_files
 from .dicom_series_select import SeriesInfo, choose_series, find_series
+from .header_checks import check_claimed_size, check_fits_in_memory, check_metaimage_spacing
 from .image import Image, validate_image
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
@@ -40,10 +41,23 @@ def read_dicom_series(folder: Path, series_uid: Optional[str] = None) -> Tuple[s
     # Files in slice order along the normal (find_series sorted them); GDCM derives the slice spacing
     # from the positions, not from SliceThickness (which lies in some series, e.g. the TotalSegmentator
     # DICOM example).
+    _check_series_size(files, f"{Path(files[0]).parent.name}/ (series {chosen.uid})")
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     reader.MetaDataDictionaryArrayUpdateOff()
     return reader.Execute(), chosen, others
+
+
+def _check_series_size(files: List[str], name: str) -> None:
+    """Rows x Columns x slices from the first header against the free memory (a header can lie)."""
+    first = sitk.ImageFileReader()
+    first.SetFileName(files[0])
+    try:
+        first.ReadImageInformation()
+    except RuntimeError:
+        return  # the series read reports it
+    columns, rows = first.GetSize()[:2]
+    check_fits_in_memory(name, (columns, rows, len(files)), 4)  # GDCM returns int16..float32 voxels
 
 
 _NIFTI_DTYPES = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 64: "f8", 256: "i1", 512: "u2", 768: "u4", 1024: "i8",
@@ -72,6 +86,10 @@ def _check_nifti(path: Path) -> None:
         for e in "<>":
             size = int(np.frombuffer(hdr[:4], e + "i4")[0]) if len(hdr) >= 4 else 0
             if size == 348 and len(hdr) >= 348:
+                if hdr[344:348] not in (b"n+1\0", b"ni1\0"):
+                    # niftilib reads it as Analyze 7.5, whose orientation is a guess: wrong anatomy, no error
+                    raise InvalidImageError(f"Image {path.name} has no NIfTI magic in its header (a damaged file, "
+                                            "or an Analyze file renamed); its orientation cannot be trusted.")
                 dtype_code = int(np.frombuffer(hdr[70:72], e + "i2")[0])
                 dims = np.frombuffer(hdr[40:56], e + "i2").astype(np.int64)
                 pixdim = np.frombuffer(hdr[76:108], e + "f4").astype(np.float64)
@@ -98,6 +116,7 @@ def _check_nifti(path: Path) -> None:
                 "(pixdim, with no sform to take the geometry from).")
         dtype = np.dtype(e + _NIFTI_DTYPES[dtype_code])
         expected = int(np.prod(np.maximum(dims[1:dims[0] + 1], 1)))
+        check_fits_in_memory(path.name, np.maximum(dims[1:dims[0] + 1], 1), dtype.itemsize)
         try:
             fh.seek(max(offset, minimum_offset))
             found, bad = 0, 0
@@ -132,8 +151,13 @@ def read_image(path: str | os.PathLike, *, validate: bool = True, series_uid: Op
     p = Path(path)
     if not p.exists():
         raise InvalidImageError(f"Input not found: {p}")
-    if validate and p.is_file() and p.name.lower().endswith((".nii", ".nii.gz")):
-        _check_nifti(p)
+    if validate and p.is_file():
+        if p.name.lower().endswith((".nii", ".nii.gz")):
+            _check_nifti(p)  # its own header parse checks the claimed size before streaming the voxels
+        else:
+            check_claimed_size(p)  # before any voxel is read: a header may claim more than memory holds
+            if p.name.lower().endswith((".mha", ".mhd")):
+                check_metaimage_spacing(p)
     try:
         if p.is_dir():
             img = read_dicom_series(p, series_uid)[0]

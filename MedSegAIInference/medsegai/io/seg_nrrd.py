@@ -12,6 +12,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from ..errors import InvalidImageError
 from .image import Image
 from .segments import SegmentInfo
 from .write import write_sitk
@@ -61,7 +62,12 @@ def write_seg_nrrd(labels: Image, segments: List[SegmentInfo], path: str | os.Pa
 
 def read_seg_nrrd(path: str | os.PathLike):
     """Return (labels Image, [SegmentInfo]) from a single-layer .seg.nrrd."""
-    img = sitk.ReadImage(str(path))
+    try:
+        img = sitk.ReadImage(str(path))
+    except RuntimeError as exc:  # SimpleITK reports every reader failure as RuntimeError
+        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if "ERROR" in ln or "Unable" in ln or "expected" in ln), lines[0] if lines else "")
+        raise InvalidImageError(f"Cannot read {Path(path).name} as a segmentation (.seg.nrrd): {detail}") from None
     image = Image.from_sitk(img)
     segs = []
     n = 0

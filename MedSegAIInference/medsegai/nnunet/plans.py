@@ -6,6 +6,7 @@ pipeline never looks at raw JSON.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -221,6 +222,8 @@ def parse_model_config(plans: dict, dataset: dict, configuration: str) -> ModelC
         if not channel_names:
             raise InvalidModelError("dataset.json has no channel_names.")
         labels = dataset.get("labels")
+        if not isinstance(labels, dict):
+            raise InvalidModelError(f"dataset.json labels must map each name to its value, not a {type(labels).__name__}.")
         if not labels or "background" not in labels:
             raise InvalidModelError("dataset.json has no labels (or no 'background' label).")
         cfg = ModelConfig(
@@ -243,7 +246,7 @@ def parse_model_config(plans: dict, dataset: dict, configuration: str) -> ModelC
         )
     except InvalidModelError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise InvalidModelError(f"plans.json/dataset.json are incomplete or malformed ({type(exc).__name__}: {exc}).") from None
     _check_consistency(cfg)
     return cfg
@@ -267,6 +270,15 @@ def _check_consistency(cfg: ModelConfig) -> None:
     problems = _network_problems(cfg.network)
     if len(cfg.patch_size) != 3 or len(cfg.spacing) != 3:
         problems.append("patch_size and spacing must be 3D")
+    if any(p < 1 for p in cfg.patch_size):
+        problems.append(f"patch_size {list(cfg.patch_size)} has a size below 1")
+    if any(not math.isfinite(s) or s <= 0 for s in cfg.spacing):
+        problems.append(f"spacing {list(cfg.spacing)} is not positive")
+    channels = len(cfg.channel_names)
+    if len(cfg.normalization_schemes) != channels:
+        # each input channel has its own normalisation: a mismatch would index past the image's channels
+        problems.append(f"normalization_schemes has {len(cfg.normalization_schemes)} entries for {channels} input "
+                        "channel(s) (dataset.json channel_names)")
     for scheme in cfg.normalization_schemes:
         if scheme not in ("CTNormalization", "ZScoreNormalization", "NoNormalization", "RescaleTo01Normalization",
                           "RGBTo01Normalization"):

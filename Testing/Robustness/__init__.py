@@ -1,0 +1,1 @@
+"""The bad-input corpus (see run_corpus.py and RESULTS.md)."""
