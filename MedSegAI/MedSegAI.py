@@ -30,6 +30,7 @@ def _ensure_runner_importable() -> None:
 _ensure_runner_importable()
 
 from medsegai.resources import resource_path  # noqa: E402 - importable only after the bootstrap
+from MedSegAILib.dicom_seg_console import DicomSegConsole  # noqa: E402 - imports nothing heavy
 
 
 class MedSegAI(ScriptedLoadableModule):
@@ -83,7 +84,7 @@ def _shutdown_at_exit(logic) -> None:
     slicer.app.connect("aboutToQuit()", lambda: ref() is not None and ref().shutdown())
 
 
-class MedSegAILogic(ScriptedLoadableModuleLogic):
+class MedSegAILogic(DicomSegConsole, ScriptedLoadableModuleLogic):
     """Console API: ``MedSegAILogic().segment(volumeNode, task="total", quality="fast")``;
     ``segmentWithUncertainty(volumeNode, "entropy", model=...)`` also returns the map and the scores.
     Further run options (``precision``, ``mode``, ``tile_step``, ``folds``, ``threads``) are keywords of both.
@@ -144,25 +145,6 @@ class MedSegAILogic(ScriptedLoadableModuleLogic):
             self.interactiveLogic = InteractiveLogic(core.scene, lambda: core.worker, work_root=core.work_root)
         return self.interactiveLogic.interactiveSession(volumeNode, segmentationNode, segmentId, engine=engine,
                                                         **options)
-
-    def exportDicomSeg(self, volumeNode, segmentationNode, path, segmentIds=None, segmentationType="BINARY",
-                       sourceFolder=None):
-        """Write the segmentation as a DICOM SEG over the DICOM series ``volumeNode`` was loaded from
-        (Slicer's DICOM database, or ``sourceFolder`` holding that series); returns notes."""
-        from MedSegAILib.dicom_seg_bridge import FolderIndex, export_dicom_seg
-
-        database = FolderIndex(sourceFolder) if sourceFolder else None
-        return export_dicom_seg(volumeNode, segmentationNode, path, segment_ids=segmentIds,
-                                segmentation_type=segmentationType, database=database)
-
-    def importDicomSeg(self, path, volumeNode, segmentationNode=None, sourceFolder=None):
-        """Read a DICOM SEG onto ``volumeNode``'s grid; returns (segmentation node, notes)."""
-        from MedSegAILib.dicom_seg_bridge import FolderIndex, import_dicom_seg
-
-        database = FolderIndex(sourceFolder) if sourceFolder else None
-        update, notes = import_dicom_seg(slicer.mrmlScene, path, volumeNode, segmentation_node=segmentationNode,
-                                         database=database)
-        return update.node, notes
 
     def shutdown(self):
         """End the interactive sessions and stop the worker process (it stays between runs, with the model loaded)."""

@@ -148,3 +148,18 @@ def import_dicom_seg(scene, path, volume_node, *, segmentation_node=None, databa
     update = write_segments(scene, seg.labels, seg.segments, reference_volume=volume_node,
                             segmentation_node=segmentation_node, node_name=Path(path).stem, source="DICOM SEG")
     return update, list(seg.notes)
+
+
+def export_from_console(volume_node, segmentation_node, path, segmentIds=None, segmentationType="BINARY",
+                        sourceFolder=None) -> List[str]:
+    """The console's ``exportDicomSeg``: Slicer's DICOM database, or ``sourceFolder`` holding the series."""
+    database = FolderIndex(sourceFolder) if sourceFolder else None
+    return export_dicom_seg(volume_node, segmentation_node, path, segment_ids=segmentIds,
+                            segmentation_type=segmentationType, database=database)
+
+
+def import_from_console(scene, path, volume_node, segmentationNode=None, sourceFolder=None):
+    """The console's ``importDicomSeg``: (segmentation node, notes)."""
+    database = FolderIndex(sourceFolder) if sourceFolder else None
+    update, notes = import_dicom_seg(scene, path, volume_node, segmentation_node=segmentationNode, database=database)
+    return update.node, notes

@@ -222,7 +222,7 @@ def test_atomic_path_keeps_previous_file_on_failure(tmp_path):
 
 def test_write_image_failure_leaves_no_file(tmp_path):
     """A real writer failure (a 3D image as PNG) inside write_image leaves no temp file behind."""
-    with pytest.raises(RuntimeError):
+    with pytest.raises(OSError, match="Cannot write x.png"):  # one line, not ITK's RuntimeError
         write_image(_oblique_image(), tmp_path / "x.png")
     assert list(tmp_path.iterdir()) == []
 
