@@ -9,14 +9,31 @@ import numpy as np
 
 
 def nnunet_predict(folder: Path, array_kji: np.ndarray, spacing_kji: Sequence[float], folds=(0,),
-                   tile_step: float = 0.5, use_mirroring: bool = True, return_probabilities: bool = False):
-    """Labels (k, j, i) from nnunetv2's predictor for an image array as SimpleITKIO would read it."""
+                   tile_step: float = 0.5, use_mirroring: bool = True, return_probabilities: bool = False,
+                   threads: int | None = None):
+    """Labels (k, j, i) from nnunetv2's predictor for an image array as SimpleITKIO would read it.
+
+    Runs on ``threads`` CPU threads (default: every core, as our runner does): oneDNN's summation
+    order depends on the thread count, so with random weights a reference run on another count than
+    ours can flip near-tie voxels, and a test earlier in the session may have left torch on 1 thread.
+    """
+    import os
+
     import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads) if threads else max(1, os.cpu_count() or 1))
+    try:
+        return _predict(torch, Path(folder), array_kji, spacing_kji, folds, tile_step, use_mirroring,
+                        return_probabilities)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _predict(torch, folder, array_kji, spacing_kji, folds, tile_step, use_mirroring, return_probabilities):
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    folder = Path(folder)
     plans = json.loads((folder / "plans.json").read_text())
     dataset = json.loads((folder / "dataset.json").read_text())
     configuration = folder.name.split("__")[-1]
