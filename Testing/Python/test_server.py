@@ -151,18 +151,19 @@ def test_bad_input_gets_one_line_without_traceback_or_server_path(server, image,
         assert r.status_code == 400, r.text
     assert "valid:" in replies[1].json()["error"]  # the typo's message lists the option names
     assert "by id" in replies[2].json()["error"]
-    # an image the runner refuses, and a model the server lacks: the job ends with the one-line reason
+    # an image the runner refuses is refused at upload, before any job exists
     from medsegai.io.image import Image
 
     flat = Image(image.array[:1].copy(), image.spacing, image.origin, image.direction)
-    job = _post(server, _package(flat)).json()["job_id"]
-    flat_end = _wait_state(server, job, ("error",))
+    flat_reply = _post(server, _package(flat))
+    assert flat_reply.status_code == 400 and "single slice" in flat_reply.json()["error"], flat_reply.text
+    assert "\n" not in flat_reply.json()["error"]
+    # a model the server lacks: accepted, then the job ends with the one-line reason
     missing_end = _wait_state(server, replies[5].json()["job_id"], ("error",))
-    assert "single slice" in flat_end["message"]
     assert "no_such_model_here" in missing_end["message"] and "medsegai models" in missing_end["message"]
-    for text in [r.text for r in replies] + [json.dumps(flat_end), json.dumps(missing_end)]:
+    for text in [r.text for r in replies] + [flat_reply.text, json.dumps(missing_end)]:
         assert "Traceback" not in text and work not in text and "/tmp/" not in text, text
-    assert "\n" not in flat_end["message"]
+    assert "\n" not in missing_end["message"]
 
 
 def test_uploads_over_the_limit_are_refused_with_413(server):

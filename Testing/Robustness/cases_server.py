@@ -73,9 +73,10 @@ _reg("http_voxel_bomb_header",
                             b"(100000, 100000, 100000), }" + b" " * 53 + b"\n")), 400, fast=True,
      match=r"(voxels|too large|limit)")
 _reg("http_nan_voxels", _post(_package(array=np.full((8, 16, 16), np.nan, np.float32))), 400,
-     match=r"NaN or infinite")
+     fast=True, match=r"NaN or infinite")
 _reg("http_zero_spacing", _post(_package(meta={"spacing": [0, 1, 1], "origin": [0, 0, 0],
-                                               "direction": np.eye(3).ravel().tolist()})), 400, match=r"spacing")
+                                               "direction": np.eye(3).ravel().tolist()})), 400, fast=True,
+     match=r"spacing")
 _reg("http_model_path_on_server",
      _post(_package(meta={"spacing": [1, 1, 1], "origin": [0, 0, 0], "direction": np.eye(3).ravel().tolist(),
                           "request": {"model": "/etc/passwd"}})), 400, fast=True, match=r"(path|id)")

@@ -117,3 +117,13 @@ def unpack_image(path, max_voxels: int = DEFAULT_MAX_VOXELS):
     image = Image(arr, tuple(spacing), tuple(origin), direction)
     validate_image(image, name="The uploaded image")
     return image, meta
+
+
+def check_upload(path, max_voxels: int = DEFAULT_MAX_VOXELS) -> Tuple[Dict[str, Any], Tuple[int, ...]]:
+    """(meta JSON, shape) of an upload whose voxels and geometry a run can use.
+
+    The server calls this before it answers 202: an image with NaN voxels or zero spacing is refused
+    with 400 at once rather than accepted as a job that can only fail later.
+    """
+    image, meta = unpack_image(path, max_voxels)
+    return meta, tuple(image.array.shape)

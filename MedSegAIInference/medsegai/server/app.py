@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import MedSegAIError
-from ..remote.payload import read_meta
+from ..remote.payload import check_upload
 from ..remote.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, SHA256_HEADER, OutputOptions
 from ..run_request import RunRequest
 from .config import ServerConfig
@@ -216,7 +216,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             raise ApiError(429, str(exc), "QueueFull", {"Retry-After": str(int(exc.retry_after_s))}) from None
         try:
             await receive_file(request, job.upload)
-            meta, shape, _dtype = await run_in_threadpool(read_meta, job.upload, config.max_voxels)
+            meta, shape = await run_in_threadpool(check_upload, job.upload, config.max_voxels)
             job.request = _remote_request(meta.get("request", {}))
             job.outputs = OutputOptions.from_dict(meta.get("outputs", {}))
             jobs.submit(job)
