@@ -142,7 +142,7 @@ class MedSegAILogic(DicomSegConsole, ScriptedLoadableModuleLogic):
             raise RuntimeError("MedSegAI's Python dependencies are not installed.")
         if getattr(self, "interactiveLogic", None) is None:
             core = self.segmentLogic
-            self.interactiveLogic = InteractiveLogic(core.scene, lambda: core.worker, work_root=core.work_root)
+            self.interactiveLogic = InteractiveLogic(core.scene, lambda: core.session_worker, work_root=core.work_root)
         return self.interactiveLogic.interactiveSession(volumeNode, segmentationNode, segmentId, engine=engine,
                                                         **options)
 

@@ -46,10 +46,29 @@ def interactive_logic():
         if _segment_logic_factory is None:
             raise RuntimeError("register_effect() was not called")
         core = _segment_logic_factory()
-        _logic = InteractiveLogic(core.scene, lambda: core.worker, work_root=core.work_root)
+        core.remote = _stored_remote()
+        _logic = InteractiveLogic(core.scene, lambda: core.session_worker, work_root=core.work_root)
         _logic.segment_logic = core
         slicer.app.connect("aboutToQuit()", shutdown)
     return _logic
+
+
+def _stored_remote():
+    """The panel's "Run on" choice as stored; an unusable server address runs here, as the panel says."""
+    import qt
+
+    from MedSegAILib.remote_job import RemoteSettings
+
+    try:
+        return RemoteSettings.from_settings(qt.QSettings())
+    except Exception:  # noqa: BLE001 - the panel shows what is wrong with the address
+        return None
+
+
+def follow_remote(remote) -> None:
+    """The panel's "Run on" changed: the next prompt runs there (sessions reopen from the segment)."""
+    if _logic is not None:
+        _logic.segment_logic.remote = remote
 
 
 def dependencies_ready() -> bool:

@@ -14,6 +14,7 @@ from MedSegAILib.logic_interface import PanelLogic, RunningRun, RunOutcome
 from .dependency_installer import ensure_dependencies
 from .dialogs import Dialogs, default_dialogs
 from .options_form import RunOptionsForm
+from .remote_section import RemoteSection
 from .results_section import ResultsSection
 
 
@@ -28,6 +29,9 @@ class SegmentationPanel:
         self.last_outcome: Optional[RunOutcome] = None
         self.options = RunOptionsForm(ui, logic, self.log)
         self.results = ResultsSection(ui, logic, self.dialogs, self.log)
+        from .interactive_registration import follow_remote
+
+        self.remote = RemoteSection(ui, logic, self.log, on_change=follow_remote)
         self.timer = qt.QTimer()
         self.timer.setInterval(self.POLL_MS)
         self.timer.connect("timeout()", self.on_poll)
@@ -40,6 +44,7 @@ class SegmentationPanel:
     def cleanup(self) -> None:
         """The module is closed or reloaded, or Slicer exits: stop the run and the worker, keep no files."""
         self.timer.stop()
+        self.remote.cleanup()
         running, self.running = self.running, None
         if running is not None:
             running.cancel()
@@ -66,6 +71,7 @@ class SegmentationPanel:
             return
         if not ensure_dependencies(self.dialogs):
             return
+        self.remote.on_changed()  # the server fields as they read now, even without Enter pressed
         try:
             request = self.options.segmentation_request()
             missing = self.logic.missing_models(request)
@@ -97,6 +103,10 @@ class SegmentationPanel:
         self.ui.progressBar.value = 0
         for w in self.options.input_widgets:
             w.enabled = not running
+        for w in self.remote.input_widgets:
+            w.enabled = not running
+        if not running:
+            self.remote.on_changed()  # the server fields follow the choice again
 
     def on_poll(self) -> None:
         if self.running is None:

@@ -54,6 +54,9 @@ class RunningRun(Protocol):
 
 @runtime_checkable
 class PanelLogic(Protocol):
+    # "Run on: server": a remote_job.RemoteSettings that start() and the interactive sessions use; None: here
+    remote: Optional[Any]
+
     def missing_models(self, request: SegmentationRequest) -> List[MissingModel]: ...
 
     def start(self, request: SegmentationRequest) -> RunningRun: ...

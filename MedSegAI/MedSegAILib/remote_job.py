@@ -15,7 +15,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from medsegai.errors import CancelledError, MedSegAIError
 from medsegai.io.image import Image
@@ -39,19 +39,34 @@ class RemoteSettings:
     PREFIX = "MedSegAI/Remote/"
 
     @classmethod
-    def from_settings(cls, settings) -> Optional["RemoteSettings"]:
-        """From a QSettings-like object (``value(key, default)``); None when runs are local."""
-        if str(settings.value(cls.PREFIX + "RunOn", "local")) != "server":
-            return None
-        url = str(settings.value(cls.PREFIX + "URL", "") or "").strip()
-        if not url:
-            raise MedSegAIError("'Run on: server' needs the server's address (Settings > MedSegAI).")
-        token = str(settings.value(cls.PREFIX + "Token", "") or "") or None
-        ca = str(settings.value(cls.PREFIX + "CABundle", "") or "") or None
-        return cls(url, token, ca)
+    def stored(cls, settings) -> Tuple[bool, "RemoteSettings"]:
+        """(whether "Run on: server" is chosen, the server fields as last entered) from a QSettings-like
+        object (``value(key, default)``); the fields stay when the user goes back to this computer."""
+        def text(key: str) -> str:
+            return str(settings.value(cls.PREFIX + key, "") or "").strip()
 
-    def save(self, settings) -> None:
-        settings.setValue(self.PREFIX + "RunOn", "server")
+        on_server = str(settings.value(cls.PREFIX + "RunOn", "local")) == "server"
+        return on_server, cls(text("URL"), text("Token") or None, text("CABundle") or None)
+
+    @classmethod
+    def from_settings(cls, settings) -> Optional["RemoteSettings"]:
+        """The server to run on; None when runs are local."""
+        on_server, remote = cls.stored(settings)
+        return remote.checked() if on_server else None
+
+    def checked(self) -> "RemoteSettings":
+        """This, once the address can be a server's; else a one-line error naming what is wrong."""
+        from urllib.parse import urlsplit
+
+        if not self.url:
+            raise MedSegAIError("'Run on: server' needs the server's address (the MedSegAI panel, 'Run on').")
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise MedSegAIError(f"The server address {self.url!r} is not an http:// or https:// URL.")
+        return self
+
+    def save(self, settings, run_on_server: bool = True) -> None:
+        settings.setValue(self.PREFIX + "RunOn", "server" if run_on_server else "local")
         settings.setValue(self.PREFIX + "URL", self.url)
         settings.setValue(self.PREFIX + "Token", self.token or "")
         settings.setValue(self.PREFIX + "CABundle", self.ca_bundle or "")

@@ -104,6 +104,7 @@ class SegmentLogic:
         self.worker_idle_timeout_s = worker_idle_timeout_s
         self._worker: Optional[WorkerProcess] = None
         self.remote = None  # a remote_job.RemoteSettings: "Run on: server"; None runs on this computer
+        self._relay = None  # (RemoteSettings, SessionRelay): interactive sessions on that server
 
     # -- the worker that stays ------------------------------------------------------------------
     @property
@@ -113,8 +114,29 @@ class SegmentLogic:
                                          idle_timeout_s=self.worker_idle_timeout_s)
         return self._worker
 
+    @property
+    def session_worker(self):
+        """Where interactive sessions run: the local worker, or with "Run on: server" a relay of the
+        same requests to that server (``medsegai.remote.session_relay``)."""
+        if self.remote is None:
+            return self.worker
+        if self._relay is None or self._relay[0] != self.remote:
+            from medsegai.remote.client import RemoteClient
+            from medsegai.remote.session_relay import SessionRelay
+
+            self._stop_relay()
+            client = RemoteClient(self.remote.url, self.remote.token, ca_bundle=self.remote.ca_bundle)
+            self._relay = (self.remote, SessionRelay(client))
+        return self._relay[1]
+
+    def _stop_relay(self) -> None:
+        if self._relay is not None:
+            relay, self._relay = self._relay[1], None
+            relay.stop()
+
     def shutdown(self) -> None:
         """Stop the worker process (Slicer exits, the module is reloaded); the next run starts a new one."""
+        self._stop_relay()
         if self._worker is not None:
             self._worker.shutdown()
 
@@ -122,6 +144,8 @@ class SegmentLogic:
     def missing_models(self, request: SegmentationRequest) -> List[MissingModel]:
         """The catalogue models the request needs that are not installed (for a download question)."""
         run = self._checked_run(request)
+        if self.remote is not None:
+            return []  # the server has its own models; a run names any it lacks
         return missing_models(run.task, run.quality, run.model, run.roi_subset)
 
     def _checked_run(self, request: SegmentationRequest) -> RunRequest:

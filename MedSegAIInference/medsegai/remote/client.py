@@ -97,7 +97,7 @@ class RemoteClient:
             raise ProtocolMismatchError(mismatch_message(self.protocol, body.get("server_protocol"), self.url))
         if resp.status_code in (429, 503):
             raise ServerBusyError(f"The server at {self.url} is busy: {message}", _retry_after(resp))
-        raise RemoteError(f"The server refused {what}: {message}")
+        raise RemoteError(f"The server refused {what}: {message}", resp.status_code, body.get("error_type"))
 
     # -- info -----------------------------------------------------------------------------------
     def info(self) -> Dict[str, Any]:

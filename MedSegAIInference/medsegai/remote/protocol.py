@@ -23,7 +23,16 @@ _SAFE_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,99}$")
 
 
 class RemoteError(MedSegAIError):
-    """The server could not be reached, refused the request, or failed the job; the message says which."""
+    """The server could not be reached, refused the request, or failed the job; the message says which.
+
+    ``status`` is the HTTP status of a refusal and ``error_type`` the server's name for it (None when
+    no answer came), so a caller can tell an expired session (404 ``UnknownSession``) from a dead server.
+    """
+
+    def __init__(self, message: str, status: Optional[int] = None, error_type: Optional[str] = None):
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
 
 
 class ProtocolMismatchError(RemoteError):

@@ -576,3 +576,52 @@ def test_a_scribble_crop_outside_the_volume_is_refused_with_one_line(editor, sce
     with pytest.raises(InputError, match="no voxel inside"):
         session.addScribble((np.zeros((2, 2, 2), np.uint8), (0, 0, 0)))
     assert scene_snapshot(scene_) == snapshot
+
+
+def test_clicks_run_on_the_server_the_panel_chose_and_follow_it_back(editor, scene, labels, tmp_path_factory):
+    """'Run on: server' chosen in the panel: the effect's prompts go to that server (the same voxels as
+    the runner's session in-process); the panel going back to this computer moves the next prompt here."""
+    import qt
+    import requests
+
+    from MedSegAIGui import interactive_registration
+    from MedSegAILib.remote_job import RemoteSettings
+    from server_support import TOKEN, Server
+
+    _, volume, node, _ = scene
+    set_overwrite(editor, "none")
+    srv = Server(tmp_path_factory.mktemp("srv"), "--interactive-engine", "classical").wait_ready()
+    settings = qt.QSettings()
+    try:
+        chosen = RemoteSettings(srv.url, TOKEN)
+        chosen.save(settings, run_on_server=True)  # what the panel does, then it tells the effect:
+        interactive_registration.follow_remote(chosen)
+        spleen = deepest(labels == SPLEEN)
+        target = world(volume, spleen[::-1])
+        editor.show("Red", target)
+        xy = editor.xy("Red", target)
+        editor.click("Red", xy)
+        settle(editor)
+        direct = runner(volume)
+        direct.add_point(spleen)
+        first = mask(node, "new", volume)
+        np.testing.assert_array_equal(first, direct.mask > 0)
+        info = requests.get(srv.url + "/v1/info", headers=srv.auth, timeout=30).json()
+        assert info["sessions"]["open"] == 1, status(editor)
+
+        interactive_registration.follow_remote(None)
+        editor.click("Red", xy, shift=True)  # on this computer's worker, from the segment as it is
+        settle(editor)
+        second = mask(node, "new", volume)
+        assert status(editor).startswith("Point -:") and second.sum() < first.sum() and not (second & ~first).any()
+        editor.key("Red", "z", ctrl=True)
+        settle(editor)
+        np.testing.assert_array_equal(mask(node, "new", volume), first)
+
+        # Slicer started again with "server" stored: the effect's Logic is built to run there.
+        interactive_registration.shutdown()
+        assert interactive_registration.interactive_logic().segment_logic.remote == chosen
+    finally:
+        settings.remove("MedSegAI/Remote")
+        settings.sync()
+        srv.stop()

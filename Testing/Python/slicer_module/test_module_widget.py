@@ -388,6 +388,7 @@ class _FakeLogic:
         self._scene = scene
         self.requests, self.discarded, self.shutdowns = [], [], 0
         self.warnings = []  # what the next finished run reports
+        self.remote = None  # the panel's "Run on" choice
 
     def _check(self, request):
         from medsegai.run_request import RunRequestError
@@ -517,3 +518,88 @@ def test_without_an_injected_logic_the_widget_builds_the_real_one_on_slicers_sce
         for combo in (widget.ui.inputVolumeSelector, widget.ui.outputSegmentationSelector):
             combo.setMRMLScene(None)
         parent.deleteLater()
+
+
+@pytest.fixture
+def run_on_reset():
+    """The "Run on" choice lives in the application's settings: put it back for the next tests."""
+    yield
+    import qt
+
+    settings = qt.QSettings()
+    settings.remove("MedSegAI/Remote")
+    settings.sync()
+
+
+def test_run_on_a_server_from_the_panel_stored_in_the_settings_never_in_the_scene(
+        module_widget, mrml, ct_volume, tmp_path_factory, run_on_reset):
+    import qt
+
+    from server_support import TOKEN, Server
+
+    from MedSegAILib.remote_job import RemoteSettings
+
+    ui, panel = module_widget.ui, module_widget.panel
+    srv = Server(tmp_path_factory.mktemp("srv")).wait_ready()
+    try:
+        assert ui.runOnSelector.currentData == "local" and not ui.serverUrlLineEdit.enabled
+        select_data(ui.runOnSelector, "server")
+        assert panel.logic.remote is None and "needs the server's address" in ui.serverStatusLabel.text
+        ui.serverUrlLineEdit.setText(srv.url)
+
+        def probe():
+            ui.testConnectionButton.click()
+            assert not ui.testConnectionButton.enabled  # asked in a thread: the panel goes on
+            process_events_until(lambda: ui.testConnectionButton.enabled, 60, "the connection test")
+            return ui.serverStatusLabel.text
+
+        assert "refused" in probe()  # no token
+        ui.serverTokenLineEdit.setText(TOKEN)
+        answer = probe()
+        assert answer.startswith("Connected: MedSegAI") and "medsegai_ct_demo" in answer, answer
+
+        select_model(module_widget, DEMO)
+        run_panel(module_widget)  # Apply reads the fields as they are (no Enter pressed)
+        assert panel.logic.remote == RemoteSettings(srv.url, TOKEN)
+        assert ui.stageLabel.text.startswith("Done in"), ui.stageLabel.text
+        info = srv_info(srv)
+        assert info["queue"]["accepted"] == 1
+        node = ui.outputSegmentationSelector.currentNode()
+        expected = medsegai.segment(image_from_volume(ct_volume), model="medsegai_ct_demo", device="cpu", threads=1)
+        seg = node.GetSegmentation()
+        assert sorted(seg.GetNthSegment(i).GetName() for i in range(seg.GetNumberOfSegments())) == \
+            sorted(s.name for s in expected.present_segments())
+        liver = seg.GetSegmentIdBySegmentName("liver")
+        np.testing.assert_array_equal(slicer.util.arrayFromSegmentBinaryLabelmap(node, liver, ct_volume) > 0,
+                                      expected.labels.array == seg.GetSegment(liver).GetLabelValue())
+
+        # In the application's settings, and nowhere in a saved scene.
+        settings = qt.QSettings()
+        assert settings.value("MedSegAI/Remote/RunOn") == "server" and settings.value("MedSegAI/Remote/Token") == TOKEN
+        mrml.scene.SetSaveToXMLString(1)
+        mrml.scene.Commit()
+        xml = mrml.scene.GetSceneXMLString()
+        assert TOKEN not in xml and str(srv.port) not in xml
+
+        # A dead server: the panel says so and the scene stays as it was.
+        srv.kill()
+        before = scene_snapshot(mrml.scene)
+        module_widget.robot.answer(qt.QMessageBox.Ok)
+        run_panel(module_widget)
+        (error,) = module_widget.robot.take()
+        assert "Cannot reach the MedSegAI server" in error.text and "\n" not in error.text.strip()
+        assert ui.stageLabel.text == "Failed; the scene was not changed."
+        assert scene_snapshot(mrml.scene) == before
+
+        # Back to this computer: the fields stay for later, runs are local again.
+        select_data(ui.runOnSelector, "local")
+        assert panel.logic.remote is None and not ui.serverUrlLineEdit.enabled
+        assert ui.serverUrlLineEdit.text == srv.url and settings.value("MedSegAI/Remote/RunOn") == "local"
+    finally:
+        srv.stop()
+
+
+def srv_info(srv):
+    import requests
+
+    return requests.get(srv.url + "/v1/info", headers=srv.auth, timeout=30).json()
