@@ -221,7 +221,7 @@ def _write_outputs(args, image, result, target, dicom_seg=None) -> dict:
 # Subcommand name -> the module that registers it (``register(subparsers)``).
 SUBCOMMAND_MODULES = {"models": "medsegai.models.cli", "train": "medsegai.training.cli", "demo": "medsegai.demo",
                       "interactive": "medsegai.interactive.cli", "train-clicks": "medsegai.interactive.clicks.cli",
-                      "convert": "medsegai.convert",
+                      "convert": "medsegai.convert", "evaluate": "medsegai.evaluate",
                       "serve": "medsegai.server.cli",  # also adds --server to segment and interactive
                       "batch": "medsegai.batch.cli"}
 

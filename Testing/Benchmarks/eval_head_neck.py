@@ -20,19 +20,11 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from monai.metrics import compute_hausdorff_distance
 from scipy.stats import spearmanr
 
 from medsegai import Predictor
 from medsegai.datasets import openkbp
-
-
-def hd95(pred: np.ndarray, ref: np.ndarray, spacing_kji) -> float:
-    if not pred.any() or not ref.any():
-        return float("nan")
-    d = compute_hausdorff_distance(pred[None, None], ref[None, None], include_background=True, percentile=95,
-                                   spacing=list(spacing_kji))
-    return float(d.ravel()[0])
+from medsegai.evaluate import dice as dice_of, hd95
 
 
 def evaluate(model, data: Path, cases, uncertainty: Optional[str] = "entropy", precision: str = "auto",
@@ -52,10 +44,11 @@ def evaluate(model, data: Path, cases, uncertainty: Optional[str] = "entropy", p
             if name not in c.contoured:
                 continue
             p, r = pred == by_name[name], c.organs == ref_value
-            denom = int(p.sum()) + int(r.sum())
-            dice = 2.0 * int((p & r).sum()) / denom if denom else float("nan")
+            dice = dice_of(p, r)
             conf = (res.segment_confidence or {}).get(name, {})
-            rows.append({"case": case, "organ": name, "dice": dice, "hd95_mm": hd95(p, r, c.image.spacing[::-1]),
+            distance = hd95(p, r, c.image.spacing[::-1])
+            rows.append({"case": case, "organ": name, "dice": dice,
+                         "hd95_mm": float("nan") if distance is None else distance,
                          "soft_dice_confidence": conf.get("soft_dice", float("nan")),
                          "flagged": conf.get("flagged"), "voxels_ref": int(r.sum()), "voxels_pred": int(p.sum())})
         log(f"{case}: {times[-1]:.1f} s  " + " ".join(
