@@ -41,3 +41,7 @@ class AutomaticDialogs:
     def ask_save_path(self, title: str, default_name: str, file_filter: str) -> Optional[str]:
         _log.info("MedSegAI: testing mode, '%s' not asked; nothing saved", title)
         return None
+
+    def ask_open_path(self, title: str, file_filter: str) -> Optional[str]:
+        _log.info("MedSegAI: testing mode, '%s' not asked; nothing read", title)
+        return None

@@ -29,6 +29,9 @@ class Dialogs(Protocol):
     def ask_save_path(self, title: str, default_name: str, file_filter: str) -> Optional[str]:
         """A file to write, or None."""
 
+    def ask_open_path(self, title: str, file_filter: str) -> Optional[str]:
+        """A file to read, or None."""
+
 
 def default_dialogs() -> Dialogs:
     # Testing mode is set once, on Slicer's command line (--testing), so one answer holds for a session.

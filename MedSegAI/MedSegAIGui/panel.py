@@ -12,6 +12,7 @@ import qt
 from MedSegAILib.logic_interface import PanelLogic, RunningRun, RunOutcome
 
 from .dependency_installer import ensure_dependencies
+from .dicom_seg_section import DicomSegSection
 from .dialogs import Dialogs, default_dialogs
 from .options_form import RunOptionsForm
 from .remote_section import RemoteSection
@@ -29,6 +30,7 @@ class SegmentationPanel:
         self.last_outcome: Optional[RunOutcome] = None
         self.options = RunOptionsForm(ui, logic, self.log)
         self.results = ResultsSection(ui, logic, self.dialogs, self.log)
+        self.dicom_seg = DicomSegSection(ui, logic, self.dialogs, self.log)
         from .interactive_registration import follow_remote
 
         self.remote = RemoteSection(ui, logic, self.log, on_change=follow_remote)
@@ -103,7 +105,7 @@ class SegmentationPanel:
         self.ui.progressBar.value = 0
         for w in self.options.input_widgets:
             w.enabled = not running
-        for w in self.remote.input_widgets:
+        for w in self.remote.input_widgets + list(self.dicom_seg.buttons):
             w.enabled = not running
         if not running:
             self.remote.on_changed()  # the server fields follow the choice again

@@ -64,3 +64,8 @@ class QtDialogs:
         import qt
 
         return qt.QFileDialog.getSaveFileName(None, title, default_name, file_filter) or None
+
+    def ask_open_path(self, title: str, file_filter: str) -> Optional[str]:
+        import qt
+
+        return qt.QFileDialog.getOpenFileName(None, title, "", file_filter) or None

@@ -72,6 +72,12 @@ class PanelLogic(Protocol):
 
     def jump_to_least_confident(self, segmentation_node, volume_node) -> Tuple[str, Any]: ...
 
+    def export_dicom_seg(self, volume_node, segmentation_node, path, segmentation_type: str = "BINARY") -> List[str]:
+        """Raises InputError with nothing written; returns notes (empty segments left out)."""
+
+    def import_dicom_seg(self, path, volume_node) -> Tuple[Any, List[str]]:
+        """(new segmentation node, notes); raises InputError with the scene unchanged."""
+
     def shutdown(self) -> None:
         """Stop the worker process that stays between runs."""
 

@@ -261,6 +261,25 @@ class SegmentLogic:
             raise InputError("This segmentation has no confidence scores: run it with an uncertainty method.")
         return segment_id, jump_to_segment(self.scene, segmentation_node, segment_id, volume_node)
 
+    # -- DICOM SEG --------------------------------------------------------------------------------
+    def export_dicom_seg(self, volume_node, segmentation_node, path, segmentation_type: str = "BINARY") -> List[str]:
+        """The segmentation as a DICOM SEG over the series ``volume_node`` came from (Slicer's DICOM
+        database); returns notes. Nothing is written, and the scene is only read, when it fails."""
+        from .dicom_seg_bridge import export_dicom_seg
+
+        if segmentation_node is None or volume_node is None:
+            raise InputError("Choose the segmentation and the volume it was made on.")
+        return export_dicom_seg(volume_node, segmentation_node, path, segmentation_type=segmentation_type)
+
+    def import_dicom_seg(self, path, volume_node):
+        """A DICOM SEG read onto ``volume_node``'s grid as a new segmentation: (node, notes)."""
+        from .dicom_seg_bridge import import_dicom_seg
+
+        if volume_node is None:
+            raise InputError("Choose the volume the DICOM SEG was made on.")
+        update, notes = import_dicom_seg(self.scene, path, volume_node)
+        return update.node, notes
+
 
 __all__ = ["SegmentLogic", "SegmentationRequest", "RunningSegmentation", "SegmentationOutcome", "RunRequest",
            "MedSegAIError"]

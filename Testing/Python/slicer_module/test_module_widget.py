@@ -403,6 +403,16 @@ class _FakeLogic:
         self._check(request)
         return []
 
+    def export_dicom_seg(self, volume_node, segmentation_node, path, segmentation_type="BINARY"):
+        from MedSegAILib.errors import InputError
+
+        raise InputError("the fake Logic writes no DICOM SEG")
+
+    def import_dicom_seg(self, path, volume_node):
+        from MedSegAILib.errors import InputError
+
+        raise InputError("the fake Logic reads no DICOM SEG")
+
     def start(self, request):
         self._check(request)
         self.requests.append(request)
@@ -603,3 +613,67 @@ def srv_info(srv):
     import requests
 
     return requests.get(srv.url + "/v1/info", headers=srv.auth, timeout=30).json()
+
+
+def test_dicom_seg_export_and_import_from_the_panel(module_widget, mrml, data_dir, tmp_path):
+    """A volume loaded from DICOM (its instance UIDs, the files found through Slicer's DICOM database,
+    here a folder index answering the same lookup): export the output segmentation, import it back."""
+    import qt
+    import pydicom
+
+    from dicom_seg_support import pancreas_crop
+    from medsegai import terminology
+    from medsegai.io.dicom_series_select import find_series
+    from medsegai.io.read import read_image
+    from medsegai.io.segments import segments_from_names
+
+    from MedSegAILib.dicom_seg_bridge import INSTANCE_UIDS_ATTRIBUTE, FolderIndex
+    from MedSegAILib.segmentation_bridge import write_segments
+
+    ui, robot = module_widget.ui, module_widget.robot
+    series = pancreas_crop(data_dir, tmp_path / "ct", first=60, count=8)
+    image = read_image(series)
+    volume = add_volume(mrml.scene, image.array, image.ijk_to_ras(), name="Pancreas CT")
+    volume.SetAttribute(INSTANCE_UIDS_ATTRIBUTE, " ".join(
+        str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in find_series(series)[0].files))
+    labels = np.zeros(image.shape, np.uint8)
+    labels[1:6, 100:200, 100:220] = 1
+    labels[2:5, 250:330, 300:380] = 2
+    node = write_segments(mrml.scene, image.with_array(labels),
+                          segments_from_names({1: "liver", 2: "spleen"}, terminology.lookup),
+                          reference_volume=volume).node
+    ui.inputVolumeSelector.setCurrentNode(volume)
+    ui.outputSegmentationSelector.setCurrentNode(node)
+    saved = getattr(slicer, "dicomDatabase", None)
+    slicer.dicomDatabase = FolderIndex(series)
+    try:
+        out = tmp_path / "export" / "seg.dcm"
+        out.parent.mkdir()
+        robot.answer(str(out))
+        ui.exportDicomSegButton.click()
+        assert [d.kind for d in robot.take()] == ["QFileDialog"]
+        assert out.is_file() and ui.dicomSegStatusLabel.text.startswith(f"Wrote {out}")
+
+        robot.answer(str(out))
+        ui.importDicomSegButton.click()
+        robot.take()
+        back = ui.outputSegmentationSelector.currentNode()
+        assert back is not node and "Imported 2 segment(s)" in ui.dicomSegStatusLabel.text
+        seg = back.GetSegmentation()
+        for name, value in (("liver", 1), ("spleen", 2)):
+            mask = slicer.util.arrayFromSegmentBinaryLabelmap(back, seg.GetSegmentIdBySegmentName(name), volume)
+            np.testing.assert_array_equal(mask > 0, labels == value, err_msg=name)
+
+        # A volume that did not come from DICOM: a message, no file, the scene as it was.
+        plain = add_volume(mrml.scene, image.array, image.ijk_to_ras(), name="plain")
+        ui.inputVolumeSelector.setCurrentNode(plain)
+        ui.outputSegmentationSelector.setCurrentNode(node)
+        before = scene_snapshot(mrml.scene)
+        refused = tmp_path / "export" / "refused.dcm"
+        robot.answer(str(refused), qt.QMessageBox.Ok)
+        ui.exportDicomSegButton.click()
+        file_dialog, error = robot.take()
+        assert "was not loaded from DICOM" in error.text and not refused.exists()
+        assert scene_snapshot(mrml.scene) == before
+    finally:
+        slicer.dicomDatabase = saved
