@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from medsegai.service import WorkerProcess
 from medsegai.service import regions
@@ -70,6 +70,9 @@ class RunnerSession:
         self.engine_note: Optional[str] = None
         self.problem: Optional[Reply] = None  # a failed request nobody waited for (open, image, amend, ...)
         self._checks: List[Check] = []
+        # request id -> the worker it went to: the user may switch between this computer and a server
+        # (another worker object) while a reply is on its way, and it comes back from where it was sent.
+        self._sent_to: Dict[str, object] = {}
 
     @property
     def worker(self) -> WorkerProcess:
@@ -91,11 +94,26 @@ class RunnerSession:
     def forget(self) -> None:
         """The worker no longer holds this session (it died, or it said so)."""
         self.open_in = None
+        for check in self._checks:
+            self._sent_to.pop(check.request_id, None)
         self._checks.clear()
 
     # -- requests -------------------------------------------------------------------------------
     def send(self, op: str, **data) -> str:
-        return self.worker.send_request(op, session_id=self.session_id, **data)
+        worker = self.worker
+        request_id = worker.send_request(op, session_id=self.session_id, **data)
+        self._sent_to[request_id] = worker
+        return request_id
+
+    def _reply(self, request_id: str):
+        event = self._sent_to.get(request_id, self.worker).poll_reply(request_id)
+        if event is not None:
+            self._sent_to.pop(request_id, None)
+        return event
+
+    def discard(self, request_id: str) -> None:
+        """Nobody will collect this reply."""
+        self._sent_to.pop(request_id, self.worker).discard_reply(request_id)
 
     def fire(self, op: str, on_reply: Optional[Callable[[dict], None]] = None, **data) -> str:
         """Send a request whose reply is only checked later (see :meth:`collect`)."""
@@ -119,14 +137,14 @@ class RunnerSession:
         self.engine_name, self.engine_note = data.get("engine"), data.get("engine_note")
 
     def poll(self, request_id: str, op: str) -> Optional[Reply]:
-        event = self.worker.poll_reply(request_id)
+        event = self._reply(request_id)
         return None if event is None else Reply(op, dict(event.data))
 
     def collect(self) -> None:
         """Look at the replies of fired requests that are in; the first failure is kept in :attr:`problem`."""
         keep = []
         for check in self._checks:
-            event = self.worker.poll_reply(check.request_id)
+            event = self._reply(check.request_id)
             if event is None:
                 keep.append(check)
                 continue
@@ -145,7 +163,7 @@ class RunnerSession:
     def close(self) -> None:
         """Free the session in the worker (the reply is not waited for)."""
         if self.state() == "open":
-            self.worker.discard_reply(self.send("session.close"))
+            self.discard(self.send("session.close"))
         for check in self._checks:
-            self.worker.discard_reply(check.request_id)
+            self.discard(check.request_id)
         self.forget()

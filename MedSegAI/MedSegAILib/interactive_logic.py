@@ -402,7 +402,7 @@ class SegmentSession:
             return
         self.closed = True
         if self._pending is not None:
-            self.runner.worker.discard_reply(self._pending.request_id)
+            self.runner.discard(self._pending.request_id)
             self._pending = None
         self.runner.close()
         self._undo.clear()
@@ -468,7 +468,7 @@ class SegmentSession:
         self._external = union(self._external, region)
 
     def _abandon(self, edit: PendingEdit) -> None:
-        self.runner.worker.discard_reply(edit.request_id)
+        self.runner.discard(edit.request_id)
         self.runner.close()  # its state after the late reply is unknown: the next prompt opens a new one
         self._pending = None
         if self.logic.busy is edit:

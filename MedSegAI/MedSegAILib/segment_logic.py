@@ -119,20 +119,21 @@ class SegmentLogic:
         """Where interactive sessions run: the local worker, or with "Run on: server" a relay of the
         same requests to that server (``medsegai.remote.session_relay``)."""
         if self.remote is None:
+            self._stop_relay(wait_s=0.0)  # back on this computer: the server's sessions are closed
             return self.worker
         if self._relay is None or self._relay[0] != self.remote:
             from medsegai.remote.client import RemoteClient
             from medsegai.remote.session_relay import SessionRelay
 
-            self._stop_relay()
+            self._stop_relay(wait_s=0.0)  # another server chosen: the GUI does not wait for the old one
             client = RemoteClient(self.remote.url, self.remote.token, ca_bundle=self.remote.ca_bundle)
             self._relay = (self.remote, SessionRelay(client))
         return self._relay[1]
 
-    def _stop_relay(self) -> None:
+    def _stop_relay(self, wait_s: float = 2.0) -> None:
         if self._relay is not None:
             relay, self._relay = self._relay[1], None
-            relay.stop()
+            relay.stop(wait_s)
 
     def shutdown(self) -> None:
         """Stop the worker process (Slicer exits, the module is reloaded); the next run starts a new one."""

@@ -179,7 +179,7 @@ def _segment(args, request, target, want_seg: bool) -> int:
     if args.send_to is not None:
         from .io.dicomweb import stow
 
-        stow(args.send_to, [written["dicom_seg"]])
+        stow(args.send_to, [written[k] for k in ("dicom_seg", "uncertainty_dicom") if k in written])
         written["sent_to"] = args.send_to
     if not args.quiet:
         for kind, path in written.items():

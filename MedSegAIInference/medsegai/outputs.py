@@ -112,6 +112,12 @@ def _write_result_files(result, out_dir: Path, stem, nifti, seg_nrrd, probabilit
         written["probabilities"] = path
     if result.uncertainty is not None:
         written["uncertainty"] = write_image(result.uncertainty, out_dir / f"{stem}_uncertainty.nii.gz")
+        if dicom_seg is not None:  # the map as DICOM too, over the same source slices as the SEG
+            from .io.dicom_pmap_write import write_uncertainty_map
+
+            written["uncertainty_dicom"] = write_uncertainty_map(
+                result.uncertainty, dicom_seg.source_files, out_dir / f"{stem}_uncertainty.dcm",
+                algorithm=dicom_seg.algorithm, method=result.uncertainty_method or "entropy")
     if result.segment_confidence:
         path = out_dir / f"{stem}_confidence.csv"
         keys = sorted({k for v in result.segment_confidence.values() for k in v})

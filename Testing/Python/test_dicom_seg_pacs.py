@@ -99,7 +99,7 @@ def test_pull_segment_store_and_read_back_from_orthanc(orthanc, stored_series, t
     web = f"{orthanc}/dicom-web"
     out = tmp_path / "out"
     assert main(["segment", "--from-pacs", web, "--study", study, "-o", str(out), "-ot", "dicom_seg", "--ml",
-                 "--send-to", web, "--device", "cpu", "-q"]) == 0
+                 "--uncertainty", "entropy", "--send-to", web, "--device", "cpu", "-q"]) == 0
     # The SEG is now in Orthanc, in the source's study, referencing the source series.
     found = requests.get(f"{web}/studies/{study}/series", params={"Modality": "SEG"},
                          headers={"Accept": "application/dicom+json"}, timeout=30).json()
@@ -123,6 +123,14 @@ def test_pull_segment_store_and_read_back_from_orthanc(orthanc, stored_series, t
     values = {row["name"]: int(row["value"]) for row in csv.DictReader(open(out / "segmentation_labels.csv"))}
     back = read_dicom_seg(pulled, reference=source).relabel(values)
     np.testing.assert_array_equal(back.labels.array, nifti.array)
+    # The uncertainty's Parametric Map went with it, into the same study.
+    maps = requests.get(f"{web}/studies/{study}/series", params={"Modality": "OT"},  # highdicom: Modality OT
+                        headers={"Accept": "application/dicom+json"}, timeout=30).json()
+    assert len(maps) == 1
+    r = requests.get(f"{web}/studies/{study}/series/{maps[0]['0020000E']['Value'][0]}",
+                     headers={"Accept": 'multipart/related; type="application/dicom"'}, timeout=60)
+    (data,) = _parts(r)
+    assert data == (out / "segmentation_uncertainty.dcm").read_bytes()
 
 
 def test_wrong_port_and_unknown_study_are_one_clear_line(orthanc, stored_series, tmp_path, capsys):

@@ -63,8 +63,10 @@ class SessionRelay:
             if self._replies.pop(request_id, None) is None:
                 self._unwanted.add(request_id)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Close the server's sessions this relay opened, then end its thread."""
+    def stop(self, timeout: float = 2.0) -> None:
+        """Close the server's sessions this relay opened, then end its thread; waits at most
+        ``timeout`` seconds (0: not at all; the closes go on in the background, a dead server
+        must not hold up the caller, and the server reaps what it cannot be told about)."""
         for local in list(self._remote):
             self._queue.put((None, "session.close", {"session_id": local}))
         self._queue.put(None)

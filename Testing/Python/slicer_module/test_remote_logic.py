@@ -185,3 +185,25 @@ def test_a_server_that_dies_mid_session_is_a_message_and_undo_still_works(mrml, 
     finally:
         interactive.shutdown()
         doomed.stop()
+
+
+def test_a_prompt_in_flight_when_the_user_switches_to_the_server_still_lands(mrml, logic, volume, server):
+    """Its reply comes back from the worker it went to, not from where the next prompt goes."""
+    interactive = InteractiveLogic(mrml.scene, lambda: logic.session_worker)
+    try:
+        node = _segmentation(mrml.scene, volume)
+        session = interactive.interactiveSession(volume, node, "new", engine=ENGINE)
+        direct = InteractiveSession(engine=ENGINE)
+        direct.set_image(image_from_volume(volume))
+        pending = session.addPoint(_world(volume, POINT), wait=False)  # to this computer's worker
+        logic.remote = RemoteSettings(server.url, TOKEN)
+        change = pending.finish(timeout=120)
+        direct.add_point(POINT)
+        assert change.added == int(direct.mask.sum()) > 0
+        np.testing.assert_array_equal(slicer.util.arrayFromSegmentBinaryLabelmap(node, "new", volume) > 0,
+                                      direct.mask > 0)
+        session.addPoint(_world(volume, FAR))  # now on the server
+        assert session.runner.worker is logic.session_worker and _open_sessions(server) >= 1
+    finally:
+        interactive.shutdown()
+        logic.shutdown()
