@@ -179,7 +179,12 @@ def _segment(args, request, target, want_seg: bool) -> int:
     if args.send_to is not None:
         from .io.dicomweb import stow
 
-        stow(args.send_to, [written[k] for k in ("dicom_seg", "uncertainty_dicom") if k in written])
+        from .io.dicomweb import PacsError
+
+        try:
+            stow(args.send_to, [written[k] for k in ("dicom_seg", "uncertainty_dicom") if k in written])
+        except PacsError as exc:  # the run's files are complete and stay; only the sending failed
+            raise PacsError(f"{exc} Nothing was sent; the results are in {target.folder}.") from None
         written["sent_to"] = args.send_to
     if not args.quiet:
         for kind, path in written.items():

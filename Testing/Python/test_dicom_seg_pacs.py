@@ -144,3 +144,13 @@ def test_wrong_port_and_unknown_study_are_one_clear_line(orthanc, stored_series,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "refused" in err[0] and "HTTP 404" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_a_pacs_that_refuses_the_store_is_one_line_and_the_results_stay(orthanc, stored_series, tmp_path, capsys):
+    folder = stored_series[0]
+    out = tmp_path / "seg.dcm"
+    assert main(["segment", "-i", str(folder), "-o", str(out), "--send-to", f"{orthanc}/no-such-dicom-web",
+                 "--device", "cpu", "-q"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refused" in err[0] and "Nothing was sent" in err[0] and str(tmp_path) in err[0]
+    assert out.is_file()  # complete, and still there to send again
