@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import List, Optional
 
-from medsegai.run_request import MODES, PRECISIONS, RunRequest
+from medsegai.run_request import MODES, PRECISIONS, SPEEDS, RunRequest
 from MedSegAILib.model_choices import DEFAULT_CHOICE_KEY, ModelChoice, load_choices
 from MedSegAILib.segment_logic import SegmentationRequest
 
@@ -15,6 +15,7 @@ UNCERTAINTY = (("Off", ""), ("Entropy (no extra time)", "entropy"), ("Test-time 
                ("Monte Carlo dropout", "mcdropout"), ("Fold ensemble", "ensemble"))
 PRECISION_LABELS = {"auto": "Auto (fp16 on a GPU, fp32 on the CPU)", "fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}
 MODE_LABELS = {"auto": "Auto", "nnunet": "nnU-Net", "totalseg": "TotalSegmentator"}
+SPEED_LABELS = {"exact": "Exact (the reference's labels)", "fast": "Fast (fastest path that keeps them)"}
 
 
 def parse_folds(text: str) -> Optional[List[str]]:
@@ -51,6 +52,8 @@ class RunOptionsForm:
             ui.precisionSelector.addItem(PRECISION_LABELS.get(value, value), value)
         for value in MODES:
             ui.modeSelector.addItem(MODE_LABELS.get(value, value), value)
+        for value in SPEEDS:
+            ui.speedSelector.addItem(SPEED_LABELS.get(value, value), value)
         ui.modelSelector.setCurrentIndex(max(0, ui.modelSelector.findData(DEFAULT_CHOICE_KEY)))
 
         ui.modelSelector.connect("currentIndexChanged(int)", self.on_model_changed)
@@ -69,7 +72,7 @@ class RunOptionsForm:
         return (ui.inputVolumeSelector, ui.modelSelector, ui.qualitySelector, ui.deviceSelector,
                 ui.outputSegmentationSelector, ui.structureTree, ui.uncertaintyMethodSelector,
                 ui.uncertaintyPassesSpinBox, ui.confidenceThresholdSpinBox, ui.precisionSelector, ui.modeSelector,
-                ui.tileStepSpinBox, ui.foldsLineEdit)
+                ui.tileStepSpinBox, ui.foldsLineEdit, ui.speedSelector)
 
     def current_choice(self) -> Optional[ModelChoice]:
         key = self.ui.modelSelector.currentData
@@ -120,6 +123,7 @@ class RunOptionsForm:
         return RunRequest(**args, roi_subset=self.structures.selected_subset(),
                           device=ui.deviceSelector.currentData or "auto",
                           precision=ui.precisionSelector.currentData or "auto",
+                          speed=ui.speedSelector.currentData or "exact",
                           mode=ui.modeSelector.currentData or "auto",
                           tile_step=ui.tileStepSpinBox.value or None,  # 0: the model's own step
                           folds=parse_folds(ui.foldsLineEdit.text),

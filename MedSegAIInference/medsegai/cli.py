@@ -12,7 +12,7 @@ from typing import List, Optional
 from . import __version__
 from .errors import MedSegAIError, exit_status
 from .progress import CancelToken, ProgressEvent
-from .run_request import MODES, PRECISIONS, UNCERTAINTY_METHODS, RunRequest
+from .run_request import MODES, PRECISIONS, SPEEDS, UNCERTAINTY_METHODS, RunRequest
 
 
 class ProgressPrinter:
@@ -84,6 +84,9 @@ def _add_segment_parser(sub) -> None:
                    help="pipeline to match exactly: nnU-Net's predictor or TotalSegmentator's")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="auto: fp16 autocast on CUDA, fp32 on CPU; bf16 uses AVX-512/AMX on recent CPUs")
+    p.add_argument("--speed", choices=SPEEDS, default="exact",
+                   help="fast: the fastest path this machine has that keeps exact mode's labels (bf16 on CPUs with "
+                        "bf16 units, fp16 on CUDA; exact elsewhere); the run says which it chose")
     p.add_argument("--probabilities", action="store_true", help="also write per-class probabilities (.npz)")
     p.add_argument("--uncertainty", choices=UNCERTAINTY_METHODS, default=None,
                    help="write a voxel uncertainty map and a per-segment confidence CSV")
@@ -98,7 +101,7 @@ def _request_from_args(args) -> RunRequest:
     return RunRequest(
         task=args.task, model=args.model, quality=quality, roi_subset=args.roi_subset, folds=args.folds,
         device=args.device, threads=args.threads, tile_step=args.step_size, mode=args.mode,
-        precision=args.precision, return_probabilities=args.probabilities, uncertainty=args.uncertainty,
+        precision=args.precision, speed=args.speed, return_probabilities=args.probabilities, uncertainty=args.uncertainty,
         uncertainty_passes=args.uncertainty_passes,
     ).validate()
 

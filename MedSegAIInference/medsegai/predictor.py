@@ -21,6 +21,7 @@ import numpy as np
 from .errors import InvalidModelError, MedSegAIError
 from .inference.crop import box_around, crop_image, paste
 from .inference.device import check_precision, configure_threads, select_device
+from .inference.speed import choose_speed
 from .inference.pipeline import (CROP_MARGIN_MM, DEFAULT_MODEL, locate_model, parts_to_check, run_with_fallback,
                                  terminology_lookup, validate_subset, value_map)
 from .inference.probabilities import ProbabilitySink
@@ -57,7 +58,8 @@ class Predictor:
         r = self.request
         configure_threads(r.threads)
         self.device = select_device(r.device)
-        check_precision(self.device, r.precision)
+        self.speed = choose_speed(r.speed, self.device, r.precision)  # the precision runs use
+        check_precision(self.device, self.speed.precision)
         self.task: Optional[TaskSpec] = get_task(r.task, r.quality) if r.task else None
         # With a task, --model names a folder that holds the task's model folders.
         self._search_dir = Path(r.model) if (r.model is not None and self.task is not None) else None
@@ -136,7 +138,7 @@ class Predictor:
 
     def _predict(self, image: Image, r: RunRequest, reporter: Reporter) -> SegmentationResult:
         timings: Dict[str, float] = {}
-        notes: List[str] = []
+        notes: List[str] = [self.speed.note] if self.speed.note else []
         names = self.label_names
         subset = validate_subset(r.roi_subset, names)
         reporter("load", 0.0, "loading model(s)")
@@ -151,7 +153,7 @@ class Predictor:
         mode = r.mode if r.mode != "auto" else ("totalseg" if canonical else "nnunet")
         step = r.tile_step if r.tile_step is not None else (
             self.task.tile_step if (self.task is not None and mode == "totalseg") else 0.5)
-        opts = RunOptions(device=self.device, mode=mode, tile_step=step, precision=r.precision,
+        opts = RunOptions(device=self.device, mode=mode, tile_step=step, precision=self.speed.precision,
                           use_mirroring=(mode != "totalseg"))
 
         work_image, box = image, self._subset_box(image, subset, opts, reporter, notes, timings)

@@ -16,6 +16,7 @@ from .errors import MedSegAIError
 QUALITIES = ("normal", "fast", "fastest")
 MODES = ("auto", "nnunet", "totalseg")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+SPEEDS = ("exact", "fast")  # medsegai.inference.speed chooses what fast means on the machine
 DEVICES = ("auto", "cpu", "cuda", "gpu", "mps")  # plus cuda:N
 UNCERTAINTY_METHODS = ("entropy", "tta", "mcdropout", "ensemble")
 DEFAULT_CONFIDENCE_THRESHOLD = 0.8  # Soft Dice Confidence below this flags a segment for review
@@ -35,6 +36,7 @@ class RunRequest:
     folds: Optional[List[str]] = None  # folds to ensemble (default: all present)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto: fp16 autocast on CUDA, fp32 on the CPU
+    speed: str = "exact"  # exact | fast: the fastest path that keeps exact mode's labels (inference.speed)
     threads: Optional[int] = None  # CPU threads for torch
     # -- what may change from one call to the next ---------------------------------------------------
     roi_subset: Optional[List[str]] = None  # structure names to keep (multi-part tasks run only those parts)
@@ -53,6 +55,11 @@ class RunRequest:
             raise RunRequestError(f"Unknown mode '{self.mode}' (use {', '.join(MODES)}).")
         if self.precision not in PRECISIONS:
             raise RunRequestError(f"Unknown precision '{self.precision}' (use {', '.join(PRECISIONS)}).")
+        if self.speed not in SPEEDS:
+            raise RunRequestError(f"Unknown speed '{self.speed}' (use {', '.join(SPEEDS)}).")
+        if self.speed == "fast" and self.precision != "auto":
+            raise RunRequestError(f"speed fast chooses the precision itself; leave precision at auto "
+                                  f"(got {self.precision}).")
         dev = str(self.device or "auto").lower()
         if dev not in DEVICES and not (dev.startswith("cuda:") and dev[5:].isdigit()):
             raise RunRequestError(f"Unknown device '{self.device}' (use auto, cpu, cuda or cuda:N).")
@@ -127,9 +134,9 @@ def request_from_options(options: Dict[str, Any]) -> RunRequest:
     return RunRequest(**options).validate()
 
 
-PREDICTOR_FIELDS: Sequence[str] = ("task", "model", "quality", "folds", "device", "precision", "threads")
+PREDICTOR_FIELDS: Sequence[str] = ("task", "model", "quality", "folds", "device", "precision", "speed", "threads")
 CALL_FIELDS: Sequence[str] = tuple(f.name for f in fields(RunRequest) if f.name not in PREDICTOR_FIELDS)
 
 
-__all__ = ["RunRequest", "RunRequestError", "QUALITIES", "MODES", "PRECISIONS", "DEVICES", "UNCERTAINTY_METHODS",
+__all__ = ["RunRequest", "RunRequestError", "QUALITIES", "MODES", "PRECISIONS", "SPEEDS", "DEVICES", "UNCERTAINTY_METHODS",
            "DEFAULT_CONFIDENCE_THRESHOLD", "PREDICTOR_FIELDS", "CALL_FIELDS", "request_from_options"]

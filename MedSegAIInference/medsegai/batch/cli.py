@@ -5,7 +5,7 @@ import signal
 import sys
 
 from ..errors import CancelledError
-from ..run_request import MODES, PRECISIONS, UNCERTAINTY_METHODS
+from ..run_request import MODES, PRECISIONS, SPEEDS, UNCERTAINTY_METHODS
 
 
 def register(sub) -> None:
@@ -27,6 +27,7 @@ def register(sub) -> None:
     p.add_argument("--step-size", type=float, default=None)
     p.add_argument("--mode", choices=MODES, default="auto")
     p.add_argument("--precision", choices=PRECISIONS, default="auto")
+    p.add_argument("--speed", choices=SPEEDS, default="exact", help="as for medsegai segment")
     p.add_argument("--probabilities", action="store_true")
     p.add_argument("--uncertainty", choices=UNCERTAINTY_METHODS, default=None)
     p.add_argument("--uncertainty-passes", type=int, default=8)

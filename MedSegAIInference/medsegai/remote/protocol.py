@@ -12,7 +12,7 @@ from ..errors import MedSegAIError
 
 # Bumped whenever a route, a payload or a reply changes meaning. Client and server must agree
 # exactly: a silently misread option could give a wrong segmentation that looks right.
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: the run request carries "speed"
 PROTOCOL_HEADER = "X-MedSegAI-Protocol"
 SHA256_HEADER = "X-MedSegAI-SHA256"
 TOKEN_ENV = "MEDSEGAI_TOKEN"

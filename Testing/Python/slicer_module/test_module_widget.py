@@ -480,6 +480,17 @@ def test_the_panel_needs_only_the_logic_interface_and_shows_the_runs_warnings(mr
         assert ui.stageLabel.text.startswith("Done in") and "fake worker says hello" in ui.logText.toPlainText()
         assert ui.resultWarningLabel.visible and "trained on CT" in ui.resultWarningLabel.text
         assert ui.outputSegmentationSelector.currentNode().GetName() == "fake segmentation"
+        assert run.speed == "exact"
+
+        # Speed fast chooses the precision itself: with fp32 chosen too, the Logic's message.
+        select_data(ui.speedSelector, "fast")
+        panel.robot.answer(qt.QMessageBox.Ok)
+        ui.applyButton.click()
+        (error,) = panel.robot.take()
+        assert "chooses the precision itself" in error.text and panel.panel.running is None
+        select_data(ui.precisionSelector, "auto")
+        run_panel(panel, 30)
+        assert logic.requests[-1].run.speed == "fast" and logic.requests[-1].run.precision == "auto"
 
         # The next run clears the warning as it starts; a clean result leaves it empty.
         logic.warnings = []
