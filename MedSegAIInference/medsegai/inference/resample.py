@@ -6,6 +6,7 @@ skimage's ``resize`` uses it for nnU-Net; ``grid_mode=False`` for TotalSegmentat
 shape rounding, the clipping after cubic interpolation and the separate-z rule for anisotropic
 data. The class-score export uses torch's trilinear interpolation, which samples the same grid
 as ``zoom(order=1, grid_mode=True, mode="nearest")`` but runs multi-threaded on chunks of classes.
+The image zooms are scipy's, run on several threads with bit-identical results (``parallel_zoom``).
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
+
+from . import parallel_zoom
 
 ANISO_THRESHOLD = 3  # nnU-Net's threshold for resampling the low-resolution axis separately
 
@@ -43,7 +46,7 @@ def separate_z_axis(current_spacing, new_spacing, force_separate_z: Optional[boo
 def resize_skimage_like(img: np.ndarray, new_shape: Sequence[int], order: int) -> np.ndarray:
     """What ``skimage.transform.resize(img, new_shape, order, mode='edge', anti_aliasing=False)`` computes."""
     factors = [n / o for n, o in zip(new_shape, img.shape)]
-    out = ndimage.zoom(img, factors, order=order, mode="nearest", grid_mode=True)
+    out = parallel_zoom.zoom(img, factors, order=order, mode="nearest", grid_mode=True)
     if order > 0:  # skimage clips to the input range after interpolation (clip=True)
         np.clip(out, img.min(), img.max(), out=out)
     return out
@@ -87,7 +90,7 @@ def _resample_separate_z(ch: np.ndarray, new_shape, axis: int, order: int, order
 
 def zoom_totalseg(data: np.ndarray, zoom: Sequence[float], order: int) -> np.ndarray:
     """TotalSegmentator's ``resample_img``: scipy zoom, grid_mode False, edge mode 'nearest'."""
-    return ndimage.zoom(data, zoom, mode="nearest", order=order)
+    return parallel_zoom.zoom(data, zoom, mode="nearest", order=order)
 
 
 def _nearest_index(n_out: int, n_in: int, device) -> torch.Tensor:
