@@ -55,3 +55,21 @@ def test_odd_shapes_integer_data_and_the_small_array_path(monkeypatch):
     assert np.array_equal(parallel_zoom.zoom(small, 2.0, order=3, threads=2),
                           ndimage.zoom(small, 2.0, order=3, mode="nearest"))
     assert np.array_equal(parallel_zoom.zoom(big, 1.0, order=1, threads=2), big)
+
+
+def test_the_slice_by_slice_resampling_of_anisotropic_data_is_the_same_on_any_thread_count(ct):
+    import torch
+
+    from medsegai.inference.resample import resample_image_nnunet
+
+    data = ct[None].astype(np.float32)  # (C, X, Y, Z) with a coarse last axis: nnU-Net's separate-z path
+    args = ((1, 60, 80, 61), (1.0, 1.0, 4.0), (1.8, 1.3, 2.0))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = resample_image_nnunet(data, args[0][1:], args[1], args[2])
+        torch.set_num_threads(3)
+        three = resample_image_nnunet(data, args[0][1:], args[1], args[2])
+    finally:
+        torch.set_num_threads(before)
+    assert one.shape == (1, 60, 80, 61) and np.array_equal(one, three)

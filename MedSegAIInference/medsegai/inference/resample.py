@@ -77,10 +77,17 @@ def _resample_separate_z(ch: np.ndarray, new_shape, axis: int, order: int, order
     tmp_shape = list(new_shape)
     tmp_shape[axis] = ch.shape[axis]
     tmp = np.zeros(tmp_shape)
-    for i in range(ch.shape[axis]):
+
+    def one_slice(i):
         idx = [slice(None)] * 3
         idx[axis] = i
         tmp[tuple(idx)] = resize_skimage_like(ch[tuple(idx)], inplane, order)
+
+    # Slices are independent scipy calls that release the GIL: the same values, on every thread.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:
+        list(pool.map(one_slice, range(ch.shape[axis])))
     if ch.shape[axis] == new_shape[axis]:
         return tmp
     # Along the low-resolution axis nnU-Net samples pixel centres with map_coordinates(order_z).
