@@ -22,7 +22,7 @@ from ..progress import CancelToken, ProgressEvent
 from ..run_request import RunRequest
 from .payload import pack_image
 from .protocol import (PROTOCOL_HEADER, PROTOCOL_VERSION, SHA256_HEADER, TOKEN_ENV, AuthError, OutputOptions,
-                       ProtocolMismatchError, RemoteError, ServerBusyError, mismatch_message)
+                       UNREACHABLE, ProtocolMismatchError, RemoteError, ServerBusyError, mismatch_message)
 from .results import extract_result
 
 CONNECT_TIMEOUT_S = 10.0
@@ -76,11 +76,13 @@ class RemoteClient:
                                         timeout=timeout or (CONNECT_TIMEOUT_S, self.read_timeout_s), **kwargs)
         except requests.exceptions.SSLError as exc:
             raise RemoteError(f"The TLS certificate of {self.url} could not be verified ({_reason(exc)}); if the server "
-                              f"uses a private CA, pass its certificate with --ca-bundle.") from None
+                              f"uses a private CA, pass its certificate with --ca-bundle.", error_type="TLS") from None
         except requests.exceptions.Timeout:
-            raise RemoteError(f"The MedSegAI server at {self.url} did not answer in time.") from None
+            raise RemoteError(f"The MedSegAI server at {self.url} did not answer in time.",
+                              error_type=UNREACHABLE) from None
         except requests.exceptions.RequestException as exc:
-            raise RemoteError(f"Cannot reach the MedSegAI server at {self.url} ({_reason(exc)}).") from None
+            raise RemoteError(f"Cannot reach the MedSegAI server at {self.url} ({_reason(exc)}).",
+                              error_type=UNREACHABLE) from None
 
     def _checked_reply(self, resp: requests.Response, what: str) -> requests.Response:
         if resp.status_code < 400:

@@ -22,11 +22,15 @@ REMOTE_LABEL_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd")  # no DICOM SE
 _SAFE_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,99}$")
 
 
+UNREACHABLE = "Unreachable"  # RemoteError.error_type when no answer came (refused connection, timeout)
+
+
 class RemoteError(MedSegAIError):
     """The server could not be reached, refused the request, or failed the job; the message says which.
 
-    ``status`` is the HTTP status of a refusal and ``error_type`` the server's name for it (None when
-    no answer came), so a caller can tell an expired session (404 ``UnknownSession``) from a dead server.
+    ``status`` is the HTTP status of a refusal and ``error_type`` the server's name for it, or
+    :data:`UNREACHABLE` when no answer came, so a caller can tell an expired session (404
+    ``UnknownSession``) or a wrong token from a dead server.
     """
 
     def __init__(self, message: str, status: Optional[int] = None, error_type: Optional[str] = None):

@@ -20,7 +20,7 @@ import threading
 from typing import Any, Dict, Optional, Set
 
 from ..service.events import WorkerEvent
-from .protocol import RemoteError
+from .protocol import UNREACHABLE, RemoteError
 
 _generations = itertools.count(1)
 
@@ -93,7 +93,7 @@ class SessionRelay:
         try:
             return {"ok": True, **self._forward(op, local, data)}
         except RemoteError as exc:
-            if exc.status is None:  # no answer at all: the server is down or unreachable
+            if exc.error_type == UNREACHABLE:  # no answer at all: the server is down or cannot be reached
                 self._remote.pop(local, None)
                 return {"ok": False, "lost": True, "error_type": type(exc).__name__, "error": str(exc)}
             if exc.error_type == "UnknownSession":

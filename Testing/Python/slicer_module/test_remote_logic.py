@@ -207,3 +207,21 @@ def test_a_prompt_in_flight_when_the_user_switches_to_the_server_still_lands(mrm
     finally:
         interactive.shutdown()
         logic.shutdown()
+
+
+def test_a_wrong_token_for_prompts_is_a_message_not_a_lost_session(mrml, logic, volume, server):
+    from MedSegAILib.errors import InputError
+
+    logic.remote = RemoteSettings(server.url, "wrong-token")
+    interactive = InteractiveLogic(mrml.scene, lambda: logic.session_worker)
+    try:
+        node = _segmentation(mrml.scene, volume)
+        session = interactive.interactiveSession(volume, node, "new", engine=ENGINE)
+        before = scene_snapshot(mrml.scene)
+        with pytest.raises(InputError) as info:
+            session.addPoint(_world(volume, POINT))
+        assert not isinstance(info.value, SessionLostError)
+        assert "refused" in str(info.value) and "\n" not in str(info.value)
+        assert scene_snapshot(mrml.scene) == before
+    finally:
+        interactive.shutdown()
