@@ -74,6 +74,9 @@ class SegmentationPanel:
         if not ensure_dependencies(self.dialogs):
             return
         self.remote.on_changed()  # the server fields as they read now, even without Enter pressed
+        if self.remote.problem:  # "Server" chosen: never fall back to this computer in silence
+            self.dialogs.show_error(self.remote.problem)
+            return
         try:
             request = self.options.segmentation_request()
             missing = self.logic.missing_models(request)

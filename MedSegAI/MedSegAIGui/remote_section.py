@@ -31,6 +31,7 @@ class RemoteSection:
         self.log = log
         self.on_change = on_change  # the interactive effect's Logic follows the panel's choice
         self._probe: Optional[dict] = None
+        self.problem: Optional[str] = None  # why "Server" is chosen but cannot be used, for Apply to say
         for label, value in RUN_ON:
             ui.runOnSelector.addItem(label, value)
         on_server, stored = RemoteSettings.stored(settings())
@@ -63,19 +64,20 @@ class RemoteSection:
 
     def on_changed(self, *_) -> None:
         """Store what is entered and hand it to the Logic; a server without a usable address is said
-        at once and runs stay on this computer until it is fixed."""
+        at once, Apply refuses until it is fixed, and prompts run on this computer meanwhile."""
         remote = self.entered()
         remote.save(settings(), self.on_server)
         for w in (self.ui.serverUrlLineEdit, self.ui.serverTokenLineEdit, self.ui.serverCABundleLineEdit,
                   self.ui.testConnectionButton):
             w.enabled = self.on_server
-        chosen = None
+        chosen, self.problem = None, None
         if self.on_server:
             try:
                 chosen = remote.checked()
                 self.ui.serverStatusLabel.text = f"Apply and the interactive tools run on {remote.url}."
             except Exception as e:  # noqa: BLE001 - the line says what to fix
-                self.ui.serverStatusLabel.text = f"{e} Runs stay on this computer until then."
+                self.problem = str(e)
+                self.ui.serverStatusLabel.text = f"{e} Apply waits until it is fixed; prompts run on this computer."
         else:
             self.ui.serverStatusLabel.text = "Runs on this computer."
         self.logic.remote = chosen

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import requests
 
+from medsegai.remote.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 from server_support import TOKEN, Server, run_cli, same_files
 
 pytest.importorskip("fastapi", reason="the server extra is not installed: pip install 'medsegai[server]'")
@@ -47,8 +48,6 @@ def _package(image, request=None, outputs=None) -> bytes:  # what RemoteClient u
 
 
 def _post(server, body: bytes, headers=None, token=TOKEN):
-    from medsegai.remote.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
-
     h = {"Content-Type": "application/zip", PROTOCOL_HEADER: str(PROTOCOL_VERSION)}
     if token:
         h["Authorization"] = f"Bearer {token}"
@@ -294,25 +293,25 @@ def test_interactive_session_over_http_matches_a_local_session(server, image):
     undone = c.session_edit(sid, "undo")
     _decode_into(remote, undone)
     assert not remote.any() and not undone["can_undo"]
-    bad = requests.post(f"{server.url}/v1/sessions/{sid}/prompt", headers={**server.auth, "X-MedSegAI-Protocol": "1"},
+    headers = {**server.auth, PROTOCOL_HEADER: str(PROTOCOL_VERSION)}
+    bad = requests.post(f"{server.url}/v1/sessions/{sid}/prompt", headers=headers,
                         json={"kind": "point", "point": [999, 0, 0]}, timeout=30)
     assert bad.status_code == 400 and "Traceback" not in bad.text
     assert c.close_session(sid)["closed"] is True
-    gone = requests.post(f"{server.url}/v1/sessions/{sid}/undo", headers={**server.auth, "X-MedSegAI-Protocol": "1"},
-                         json={}, timeout=30)
+    gone = requests.post(f"{server.url}/v1/sessions/{sid}/undo", headers=headers, json={}, timeout=30)
     assert gone.status_code == 404
 
 
 def test_sessions_are_bounded_and_idle_ones_are_reaped(server):
     c = _client(server)
     a, b = c.open_session("classical"), c.open_session("classical")
-    full = requests.post(server.url + "/v1/sessions", headers={**server.auth, "X-MedSegAI-Protocol": "1"},
+    full = requests.post(server.url + "/v1/sessions", headers={**server.auth, PROTOCOL_HEADER: str(PROTOCOL_VERSION)},
                          json={"engine": "classical"}, timeout=30)
     assert full.status_code == 503 and int(full.headers["Retry-After"]) >= 1
     time.sleep(4 + 6)  # the lease (4 s) plus the reaper's round
     for s in (a, b):
         r = requests.post(f"{server.url}/v1/sessions/{s['session_id']}/undo",
-                          headers={**server.auth, "X-MedSegAI-Protocol": "1"}, json={}, timeout=30)
+                          headers={**server.auth, PROTOCOL_HEADER: str(PROTOCOL_VERSION)}, json={}, timeout=30)
         assert r.status_code == 404, r.text
     c.close_session(c.open_session("classical")["session_id"])  # the places are free again
 

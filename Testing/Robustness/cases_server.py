@@ -9,9 +9,11 @@ import zipfile
 import numpy as np
 import requests
 
+from medsegai.remote.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
+
 from .corpus import Inputs, case
 
-PROTOCOL = {"X-MedSegAI-Protocol": "1"}
+PROTOCOL = {PROTOCOL_HEADER: str(PROTOCOL_VERSION)}
 MAX_UPLOAD_MB = 4  # the corpus server's --max-upload-mb
 
 

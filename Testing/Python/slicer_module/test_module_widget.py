@@ -566,6 +566,11 @@ def test_run_on_a_server_from_the_panel_stored_in_the_settings_never_in_the_scen
         assert ui.runOnSelector.currentData == "local" and not ui.serverUrlLineEdit.enabled
         select_data(ui.runOnSelector, "server")
         assert panel.logic.remote is None and "needs the server's address" in ui.serverStatusLabel.text
+        select_model(module_widget, DEMO)
+        module_widget.robot.answer(qt.QMessageBox.Ok)
+        ui.applyButton.click()  # "Server" without an address: a message, not a run on this computer
+        (error,) = module_widget.robot.take()
+        assert "needs the server's address" in error.text and panel.running is None
         ui.serverUrlLineEdit.setText(srv.url)
 
         def probe():
