@@ -149,10 +149,13 @@ def evaluate(prediction: str | os.PathLike, reference: str | os.PathLike, *,
              prediction_labels: Optional[Dict[str, int]] = None,
              reference_labels: Optional[Dict[str, int]] = None, distances: bool = True) -> Evaluation:
     """Score ``prediction`` against ``reference`` on the reference's grid, structure by structure."""
+    from .io.dicom_seg_read import resample_to
+
     ref = load_segmentation(reference, names=reference_labels)
-    raw_pred = load_segmentation(prediction, names=prediction_labels)
-    pred = load_segmentation(prediction, grid=ref.labels, names=prediction_labels)
-    if raw_pred.labels.array.any() and not pred.labels.array.any():
+    pred = load_segmentation(prediction, names=prediction_labels)
+    on_own_grid = pred.labels
+    pred.labels = resample_to(on_own_grid, ref.labels)
+    if on_own_grid.array.any() and not pred.labels.array.any():
         raise EvaluationError(f"{Path(prediction).name} and {Path(reference).name} do not overlap in space: the "
                               f"prediction has no voxel inside the reference's grid.")
     by_key = {_key(n): n for n in pred.values}

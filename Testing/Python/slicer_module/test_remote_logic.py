@@ -68,6 +68,17 @@ def _segmentation(scene, volume):
     return node
 
 
+def _direct(volume):
+    """The runner's session in this process on the image the Logic sends: what the voxels must be."""
+    direct = InteractiveSession(engine=ENGINE)
+    direct.set_image(image_from_volume(volume))
+    return direct
+
+
+def _mask(node, volume):
+    return slicer.util.arrayFromSegmentBinaryLabelmap(node, "new", volume) > 0
+
+
 def _world(volume, kji):
     return (ijk_to_ras_matrix(volume) @ np.array([kji[2], kji[1], kji[0], 1.0]))[:3]
 
@@ -108,28 +119,27 @@ def test_a_dead_server_or_a_wrong_token_is_one_line_and_the_scene_is_unchanged(m
 
 
 # -- interactive prompts --------------------------------------------------------------------------
-def test_prompts_on_the_server_give_the_runners_voxels_and_undo_is_exact(mrml, logic, volume, server, ct):
+def test_prompts_on_the_server_give_the_runners_voxels_and_undo_is_exact(mrml, logic, volume, server):
     logic.remote = RemoteSettings(server.url, TOKEN)
     interactive = InteractiveLogic(mrml.scene, lambda: logic.session_worker)
     try:
         node = _segmentation(mrml.scene, volume)
         session = interactive.interactiveSession(volume, node, "new", engine=ENGINE)
-        direct = InteractiveSession(engine=ENGINE)
-        direct.set_image(image_from_volume(volume))
+        direct = _direct(volume)
 
         change = session.addPoint(_world(volume, POINT))
         direct.add_point(POINT)
-        got = slicer.util.arrayFromSegmentBinaryLabelmap(node, "new", volume) > 0
+        got = _mask(node, volume)
         np.testing.assert_array_equal(got, direct.mask > 0)
         assert change.added == int(direct.mask.sum()) > 0
         assert session.engine == ENGINE
 
         session.addPoint(_world(volume, NEGATIVE), positive=False)
         direct.add_point(NEGATIVE, positive=False)
-        np.testing.assert_array_equal(slicer.util.arrayFromSegmentBinaryLabelmap(node, "new", volume) > 0,
+        np.testing.assert_array_equal(_mask(node, volume),
                                       direct.mask > 0)
         session.undo()
-        np.testing.assert_array_equal(slicer.util.arrayFromSegmentBinaryLabelmap(node, "new", volume) > 0, got)
+        np.testing.assert_array_equal(_mask(node, volume), got)
         info = logic.session_worker.client.info()
         assert info["sessions"]["open"] >= 1
     finally:
@@ -154,13 +164,13 @@ def test_switching_between_this_computer_and_the_server_keeps_the_segment_and_it
         node = _segmentation(mrml.scene, volume)
         session = interactive.interactiveSession(volume, node, "new", engine=ENGINE)
         session.addPoint(_world(volume, POINT))  # on this computer's worker
-        first = slicer.util.arrayFromSegmentBinaryLabelmap(node, "new", volume) > 0
+        first = _mask(node, volume)
         logic.remote = RemoteSettings(server.url, TOKEN)
         session.addPoint(_world(volume, FAR))  # the server's session starts from the segment as it is
-        both = slicer.util.arrayFromSegmentBinaryLabelmap(node, "new", volume) > 0
+        both = _mask(node, volume)
         assert both.sum() > first.sum() and not (first & ~both).any()
         session.undo()
-        np.testing.assert_array_equal(slicer.util.arrayFromSegmentBinaryLabelmap(node, "new", volume) > 0, first)
+        np.testing.assert_array_equal(_mask(node, volume), first)
     finally:
         interactive.shutdown()
 
@@ -173,7 +183,7 @@ def test_a_server_that_dies_mid_session_is_a_message_and_undo_still_works(mrml, 
         node = _segmentation(mrml.scene, volume)
         session = interactive.interactiveSession(volume, node, "new", engine=ENGINE)
         session.addPoint(_world(volume, POINT))
-        first = slicer.util.arrayFromSegmentBinaryLabelmap(node, "new", volume) > 0
+        first = _mask(node, volume)
         doomed.kill()
         before = scene_snapshot(mrml.scene)
         with pytest.raises(SessionLostError) as info:
@@ -181,7 +191,7 @@ def test_a_server_that_dies_mid_session_is_a_message_and_undo_still_works(mrml, 
         assert "Cannot reach the MedSegAI server" in str(info.value) and "unchanged" in str(info.value)
         assert scene_snapshot(mrml.scene) == before
         session.undo()  # the voxel history is the Logic's, not the server's
-        assert not (slicer.util.arrayFromSegmentBinaryLabelmap(node, "new", volume) > 0).any() and first.any()
+        assert not (_mask(node, volume)).any() and first.any()
     finally:
         interactive.shutdown()
         doomed.stop()
@@ -193,14 +203,13 @@ def test_a_prompt_in_flight_when_the_user_switches_to_the_server_still_lands(mrm
     try:
         node = _segmentation(mrml.scene, volume)
         session = interactive.interactiveSession(volume, node, "new", engine=ENGINE)
-        direct = InteractiveSession(engine=ENGINE)
-        direct.set_image(image_from_volume(volume))
+        direct = _direct(volume)
         pending = session.addPoint(_world(volume, POINT), wait=False)  # to this computer's worker
         logic.remote = RemoteSettings(server.url, TOKEN)
         change = pending.finish(timeout=120)
         direct.add_point(POINT)
         assert change.added == int(direct.mask.sum()) > 0
-        np.testing.assert_array_equal(slicer.util.arrayFromSegmentBinaryLabelmap(node, "new", volume) > 0,
+        np.testing.assert_array_equal(_mask(node, volume),
                                       direct.mask > 0)
         session.addPoint(_world(volume, FAR))  # now on the server
         assert session.runner.worker is logic.session_worker and _open_sessions(server) >= 1
