@@ -43,6 +43,9 @@ def register(sub) -> None:
     p.add_argument("--class-sampling", default="per-case", choices=["per-case", "per-class"],
                    help="per-case (default): pick a case, then a structure it has; per-class: pick a structure, then "
                         "a case that has it, so structures contoured in few cases are seen as often as the rest")
+    p.add_argument("--mirror-lr", type=float, default=0.0, metavar="P",
+                   help="probability of a left-right mirror with paired *_left/*_right labels swapped "
+                        "(default 0: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--memory-limit-gb", type=float, default=None,
                    help="memory a training step may use (default: 80%% of what is free)")
@@ -73,7 +76,7 @@ def _cmd_train(args) -> int:
         resume=args.resume, finetune=args.finetune, seed=args.seed, max_minutes=args.max_minutes,
         elastic_p=args.elastic_p, limited_fov_p=args.limited_fov_p, air_margin_mm=args.air_margin_mm,
         memory_limit_gb=args.memory_limit_gb, fp16_weights=not args.fp32_weights, precision=args.precision,
-        class_sampling=args.class_sampling,
+        class_sampling=args.class_sampling, mirror_lr_p=args.mirror_lr,
     )
     summary = train(opts, log=lambda m: print(m, flush=True))
     # After training rather than in TrainOptions: the loop writes plans.json itself, and a resumed

@@ -66,6 +66,7 @@ class TrainOptions:
     fp16_weights: bool = True
     precision: str = "fp32"  # fp32 | bf16 | auto (bf16 where the hardware has bf16 arithmetic)
     class_sampling: str = "per-case"  # per-case | per-class (see transforms.ClassBalancedSampler)
+    mirror_lr_p: float = 0.0  # left-right mirror with paired labels swapped (transforms.RandMirrorLeftRightd)
 
 
 @dataclass
@@ -99,6 +100,8 @@ def _check_options(o: TrainOptions) -> None:
         raise TrainingConfigError("--dropout must be in [0, 1).")
     if o.precision not in ("fp32", "bf16", "auto"):
         raise TrainingConfigError(f"Unknown precision '{o.precision}' (use fp32, bf16 or auto).")
+    if not 0 <= o.mirror_lr_p <= 1:
+        raise TrainingConfigError("--mirror-lr must be a probability in [0, 1].")
     if o.class_sampling not in ("per-case", "per-class"):
         raise TrainingConfigError(f"Unknown class sampling '{o.class_sampling}' (use per-case or per-class).")
 
@@ -240,7 +243,12 @@ def train(o: TrainOptions, log: Log = print) -> TrainSummary:
     # ---- preprocessing (the runner's) and the data pipeline -------------------------------------
     from monai.data import CacheDataset
 
-    from .transforms import ClassBalancedSampler, cached_transforms, class_sampling_label, training_transforms
+    from .transforms import (ClassBalancedSampler, RandMirrorLeftRightd, cached_transforms, class_sampling_label,
+                             left_right_permutation, training_transforms)
+
+    make_mirror = _mirror_factory(o, plans, config, trained_names, RandMirrorLeftRightd, left_right_permutation)
+    if make_mirror is not None:
+        log(f"left-right mirror with swapped labels, p={o.mirror_lr_p}")
 
     lut = value_to_channel_lut(trained, label_map.ignore_value, max(label_map.names))
     items = []
@@ -254,12 +262,13 @@ def train(o: TrainOptions, log: Log = print) -> TrainSummary:
     del cases
     cache = CacheDataset(items, transform=cached_transforms(patch, len(trained)), progress=False, num_workers=0)
     augment = training_transforms(patch, len(trained), seed=o.seed, elastic_p=o.elastic_p,
-                                  limited_fov_p=o.limited_fov_p)
+                                  limited_fov_p=o.limited_fov_p, mirror=make_mirror and make_mirror())
     sampler = None
     if o.class_sampling == "per-class":
         present = np.array([[len(ix) > 0 for ix in cache[i]["sampling_indices"]] for i in range(len(cache))])
         sampler = ClassBalancedSampler(present, lambda r: training_transforms(
-            patch, len(trained), elastic_p=o.elastic_p, limited_fov_p=o.limited_fov_p, ratios=r), seed=o.seed)
+            patch, len(trained), elastic_p=o.elastic_p, limited_fov_p=o.limited_fov_p, ratios=r,
+            mirror=make_mirror and make_mirror()), seed=o.seed)
         log("patch centres: " + ", ".join(f"{trained_names[c]} in {int(present[:, c].sum())} case(s)"
                                           for c in sampler.classes) + "; each structure the same share")
 
@@ -379,6 +388,25 @@ def train(o: TrainOptions, log: Log = print) -> TrainSummary:
     log(f"model folder written: {folder} ({it} iterations, {seconds / 60:.1f} min; total "
         f"{(time.perf_counter() - t_start) / 60:.1f} min)")
     return TrainSummary(folder, it, seconds, last_loss, validation, trained, warnings)
+
+
+def _mirror_factory(o: TrainOptions, plans: dict, config, trained_names, mirror_cls, permutation):
+    """A maker of left-right mirror transforms, or None when ``--mirror-lr`` is off.
+
+    Refused where it would teach wrong anatomy: no left/right pair among the structures, or a model
+    whose input is not reoriented to canonical RAS (then no fixed axis runs left-right).
+    """
+    if o.mirror_lr_p <= 0:
+        return None
+    perm = permutation(trained_names)
+    if perm is None:
+        raise TrainingConfigError("--mirror-lr needs structures in left/right pairs (names ending _left and "
+                                  f"_right); these have none: {', '.join(trained_names[1:])}.")
+    if plans.get(INPUT_ORIENTATION_KEY) != CANONICAL_RAS:
+        raise TrainingConfigError("--mirror-lr needs a model whose input is reoriented to canonical RAS; "
+                                  "this one's plans keep the input's own orientation.")
+    axis = list(config.transpose_forward).index(2)  # the input's i axis runs right-left in RAS
+    return lambda: mirror_cls(perm, axis, prob=o.mirror_lr_p)
 
 
 def _options_record(o: TrainOptions) -> dict:

@@ -1,8 +1,11 @@
 """Augmentation with MONAI dictionary transforms, on preprocessed (1, X, Y, Z) arrays.
 
-No mirroring anywhere: left and right structures carry different labels (kidney_left vs
+No plain mirroring: left and right structures carry different labels (kidney_left vs
 kidney_right...), and anterior/posterior or head/foot flips produce anatomy that does not exist.
 Rotations stay small for the same reason. The models are saved with mirroring at inference off.
+The one mirror that does produce real anatomy is left-right with the paired labels swapped
+(:class:`RandMirrorLeftRightd`, opt-in with ``--mirror-lr``): a body is close to symmetric, and
+each case then also teaches the other side's organ.
 """
 from __future__ import annotations
 
@@ -61,6 +64,61 @@ class RandLimitedFieldOfViewd(mt.RandomizableTransform, mt.MapTransform):
         return d
 
 
+def left_right_permutation(names: Sequence[str]) -> Optional[np.ndarray]:
+    """Channel permutation that swaps ``*_left`` with ``*_right`` (and ``left_*``/``right_*``).
+
+    None when no name has a partner: mirroring would then teach nothing a flip-free model lacks.
+    """
+    index = {n: c for c, n in enumerate(names)}
+    perm = np.arange(len(names))
+    paired = False
+    for c, n in enumerate(names):
+        for a, b in (("_left", "_right"), ("_right", "_left")):
+            if n.endswith(a) and n[: -len(a)] + b in index:
+                perm[c], paired = index[n[: -len(a)] + b], True
+        for a, b in (("left_", "right_"), ("right_", "left_")):
+            if n.startswith(a) and b + n[len(a):] in index:
+                perm[c], paired = index[b + n[len(a):]], True
+    return perm if paired else None
+
+
+class RandMirrorLeftRightd(mt.RandomizableTransform, mt.MapTransform):
+    """Flips the patient's left-right axis and swaps the paired structures' labels.
+
+    ``axis`` is the spatial axis (0-2 of the (1, X, Y, Z) arrays) that runs left-right: the
+    training cases are reoriented to the closest canonical RAS, so it is the input's i axis
+    wherever ``transpose_forward`` puts it. ``perm`` maps each training channel to its mirror
+    partner (:func:`left_right_permutation`); the per-class ``known`` flags follow, so a case
+    without a left parotid contour becomes one without a right one.
+    """
+
+    def __init__(self, perm: np.ndarray, axis: int, keys=("image", "target"), known_key: str = "known",
+                 prob: float = 0.5):
+        mt.RandomizableTransform.__init__(self, prob)
+        mt.MapTransform.__init__(self, keys)
+        self.axis = int(axis)
+        self.known_key = known_key
+        lut = np.arange(256, dtype=np.uint8)  # IGNORE_INDEX and unused values map to themselves
+        lut[: len(perm)] = np.asarray(perm, dtype=np.uint8)
+        self.lut = lut
+        self.perm = np.asarray(perm)
+
+    def __call__(self, data):
+        self.randomize(None)
+        if not self._do_transform:
+            return data
+        d = dict(data)
+        image_key, target_key = self.keys
+        ax = 1 + self.axis
+        d[image_key] = np.ascontiguousarray(np.flip(np.asarray(d[image_key]), axis=ax))
+        target = np.flip(np.asarray(d[target_key]), axis=ax).astype(np.int64)  # may arrive as float
+        d[target_key] = np.ascontiguousarray(self.lut[target])
+        if self.known_key in d:
+            known = np.asarray(d[self.known_key])
+            d[self.known_key] = known[self.perm]  # channel c of the mirror is channel perm[c] here
+        return d
+
+
 def class_sampling_label(target: np.ndarray, num_classes: int) -> np.ndarray:
     """The target with unknown voxels as background, for choosing patch centres by class."""
     out = target.copy()
@@ -79,9 +137,12 @@ def default_class_ratios(num_classes: int) -> list:
 
 
 def training_transforms(patch: Sequence[int], num_classes: int, seed: int = 0, elastic_p: float = 0.1,
-                        limited_fov_p: float = 0.3, ratios: Optional[Sequence[float]] = None) -> mt.Compose:
+                        limited_fov_p: float = 0.3, ratios: Optional[Sequence[float]] = None,
+                        mirror: Optional[RandMirrorLeftRightd] = None) -> mt.Compose:
     """``ratios``: patch-centre shares per class (default :func:`default_class_ratios`); a one-hot list
-    centres every patch on one class (the trainer's per-class sampling)."""
+    centres every patch on one class (the trainer's per-class sampling). ``mirror``: the left-right
+    mirror with swapped labels, run after the crop (the patch centre was chosen on the unflipped
+    case, so a patch centred on the left parotid becomes one centred on the right)."""
     patch = [int(p) for p in patch]
     # Crop a larger region first so that rotation/scaling have real data at the patch borders.
     big = [int(round(p * 1.3)) for p in patch]
@@ -90,6 +151,7 @@ def training_transforms(patch: Sequence[int], num_classes: int, seed: int = 0, e
         mt.RandCropByLabelClassesd(keys=("image", "target"), label_key="sampling", spatial_size=big,
                                    num_classes=num_classes, ratios=ratios, num_samples=1,
                                    indices_key="sampling_indices", allow_smaller=False, warn=False),
+        *([mirror] if mirror is not None else []),
         mt.RandAffined(keys=("image", "target"), prob=0.7, spatial_size=patch,
                        rotate_range=[np.deg2rad(12)] * 3, scale_range=[0.15] * 3, translate_range=[4] * 3,
                        mode=("bilinear", "nearest"), padding_mode="border"),
