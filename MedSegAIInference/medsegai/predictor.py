@@ -154,7 +154,7 @@ class Predictor:
         step = r.tile_step if r.tile_step is not None else (
             self.task.tile_step if (self.task is not None and mode == "totalseg") else 0.5)
         opts = RunOptions(device=self.device, mode=mode, tile_step=step, precision=self.speed.precision,
-                          use_mirroring=(mode != "totalseg"))
+                          fp32_full_resolution=self.speed.fp32_full_resolution, use_mirroring=(mode != "totalseg"))
 
         work_image, box = image, self._subset_box(image, subset, opts, reporter, notes, timings)
         if box is not None:

@@ -9,6 +9,8 @@ model folder (make_random_model.py):
   (b) the TotalSegmentator 2.18 CLI `--task total --fast --ml`, offline (run_totalseg_offline.py)
   (c) nnU-Net v2's own predictor on the model folder, fed the CT as it is (it resamples itself)
   (d) ours, `medsegai segment --model FOLDER --mode nnunet` (nnU-Net's pipeline), compared with (c)
+  (e) ours as (a) with `--speed fast` (the fast path this CPU has), compared with (a); with random
+      weights its agreement only bounds the worst case (bench_fast_path.py measures it on trained models)
 and reports wall time, peak memory, per-stage times from each tool's own output and label agreement
 ((a) vs (b), (d) vs (c)): Dice per class present and the fraction of identical voxels.
 
@@ -330,6 +332,8 @@ def main(argv=None) -> int:
         "b_totalsegmentator": [BENCH_PY, HERE / "run_totalseg_offline.py", "-i", ct, "-o", out / "b_totalsegmentator.nii.gz",
                                "--task", "total", "--fast", "--ml", "-d", "cpu"],
     }
+    runs["e_ours_fast"] = runs["a_ours_totalseg"][:5] + [out / "e_ours_fast.nii.gz"] + runs["a_ours_totalseg"][6:] + [
+        "--speed", "fast"]
     if ct_cd:
         runs["c_nnunet_predictor"] = [BENCH_PY, "-c", NNUNET_CHILD, folder, ct_cd, out / "c_nnunet_predictor.nii.gz", HERE]
         runs["d_ours_nnunet"] = [OURS, "segment", "-i", ct_cd, "-o", out / "d_ours_nnunet.nii.gz", "--model", folder,
@@ -347,14 +351,16 @@ def main(argv=None) -> int:
     results = []
     order = list(runs)
     for rep in range(args.repeats):
-        seq = order if rep % 2 == 0 else [order[i ^ 1] for i in range(len(order)) if (i ^ 1) < len(order)]
+        # swap neighbours on odd repeats (a b c d e -> b a d c e); an unpaired last run keeps its place
+        seq = order if rep % 2 == 0 else [order[i ^ 1] if (i ^ 1) < len(order) else order[i] for i in range(len(order))]
         for name in seq:
             r = measure(name, runs[name], run_dir / f"{name}.{rep}.log", env=env_ts if name[0] in "bc" else None)
             r["rep"] = rep
             results.append(r)
 
     agree = {}
-    for x, y in (("a_ours_totalseg", "b_totalsegmentator"), ("d_ours_nnunet", "c_nnunet_predictor")):
+    for x, y in (("a_ours_totalseg", "b_totalsegmentator"), ("d_ours_nnunet", "c_nnunet_predictor"),
+                 ("e_ours_fast", "a_ours_totalseg")):
         px, py = out / f"{x}.nii.gz", out / f"{y}.nii.gz"
         if px.exists() and py.exists():
             agree[f"{x[0]} vs {y[0]}"] = agreement(px, py)

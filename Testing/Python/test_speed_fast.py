@@ -70,3 +70,26 @@ def test_the_cli_prints_the_chosen_path(ts_ref, tmp_path, capsys):
     assert main(["segment", "-i", str(ts_ref / "example_ct_sm.nii.gz"), "-o", str(tmp_path / "o"), "--speed", "fast",
                  "--ml", "-d", "cpu"]) == 0
     assert "note: speed fast:" in capsys.readouterr().out
+
+
+def test_full_resolution_layers_stay_fp32_under_bf16_autocast():
+    from medsegai.inference.mixed_precision import keep_full_resolution_in_fp32
+    from medsegai.nnunet.model_folder import load_model_folder
+    from medsegai.resources import resource_path
+
+    model = load_model_folder(resource_path("Models", "medsegai_ct_demo", "MedSegAITrainer__nnUNetPlans__3d_fullres"))
+    net = model.make_network(0)
+    x = torch.randn(1, 1, *model.config.patch_size)
+    keys = list(net.state_dict())
+    with torch.inference_mode():
+        plain = net(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert net(x).dtype == torch.bfloat16
+        keep_full_resolution_in_fp32(net)
+        keep_full_resolution_in_fp32(net)  # a kept network is marked once, not wrapped twice
+        assert torch.equal(net(x), plain)  # outside autocast: exact mode is untouched
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = net(x)
+    assert mixed.dtype == torch.float32 and list(net.state_dict()) == keys
+    # bf16 in the inner stages only: close to fp32 but not bit-identical (it did run in bf16 there).
+    assert 0 < (mixed - plain).abs().max() < 0.05 * plain.abs().max()

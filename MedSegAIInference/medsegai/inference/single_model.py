@@ -23,6 +23,7 @@ class RunOptions:
     tile_step: float = 0.5
     use_mirroring: bool = True  # only where the checkpoint allows it
     precision: str = "auto"
+    fp32_full_resolution: bool = False  # see inference.mixed_precision
     fold_indices: Optional[Sequence[int]] = None  # which of the loaded folds to ensemble (default: all)
     batch_tiles: Optional[int] = None
 
@@ -38,7 +39,8 @@ def _window(model: LoadedModel, opts: RunOptions) -> WindowSettings:
     mirror = model.mirror_axes if (opts.use_mirroring and model.mirror_axes) else None
     batch = opts.batch_tiles or tiles_per_batch(opts.device, cfg.patch_size, cfg.num_classes,
                                                 cfg.network.features_per_stage[0])
-    return WindowSettings(tuple(cfg.patch_size), opts.tile_step, mirror, batch, opts.precision)
+    return WindowSettings(tuple(cfg.patch_size), opts.tile_step, mirror, batch, opts.precision,
+                          opts.fp32_full_resolution)
 
 
 def _networks(model: LoadedModel, opts: RunOptions):

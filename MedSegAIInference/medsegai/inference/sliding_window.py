@@ -19,6 +19,7 @@ from scipy.ndimage import gaussian_filter
 from ..errors import DeviceError
 from ..progress import Reporter
 from .device import autocast, empty_cache, is_out_of_memory
+from .mixed_precision import keep_full_resolution_in_fp32
 
 
 @dataclass
@@ -28,6 +29,7 @@ class WindowSettings:
     mirror_axes: Optional[Tuple[int, ...]] = None  # spatial axes to average flips over (TTA)
     batch_tiles: int = 1
     precision: str = "auto"  # auto | fp32 | fp16 | bf16
+    fp32_full_resolution: bool = False  # with bf16: the full-resolution layers stay fp32 (speed fast)
 
 
 def compute_steps(image_size: Sequence[int], tile_size: Sequence[int], tile_step: float) -> List[List[int]]:
@@ -85,6 +87,8 @@ class _Predictor:
         self.network = network
         self.settings = settings
         self.device = device
+        if settings.fp32_full_resolution:
+            keep_full_resolution_in_fp32(network)
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -175,6 +175,13 @@ class PlainConvUNet(nn.Module):
     def set_deep_supervision(self, enabled: bool) -> None:
         self.decoder.deep_supervision = enabled
 
+    def full_resolution_modules(self) -> List[nn.Module]:
+        """The layers that run on the tile's full grid: the first encoder stage (and stem), the last
+        decoder stage and its segmentation head. Rounding there moves labels most (speed fast keeps
+        them in fp32; Testing/Benchmarks/RESULTS.md, "bf16 with fp32 at full resolution")."""
+        first = [self.encoder.stem] if hasattr(self.encoder, "stem") else []
+        return first + [self.encoder.stages[0], self.decoder.stages[-1], self.decoder.seg_layers[-1]]
+
 
 class ResidualEncoderUNet(PlainConvUNet):
     encoder_class = ResidualEncoder

@@ -122,7 +122,7 @@ def run_pass(model: LoadedModel, data: np.ndarray, opts: RunOptions, spec: PassS
     batch = opts.batch_tiles or tiles_per_batch(opts.device, cfg.patch_size, cfg.num_classes,
                                                 cfg.network.features_per_stage[0])
     settings = WindowSettings(tuple(cfg.patch_size), opts.tile_step, model.mirror_axes if spec.mirror else None,
-                              batch, opts.precision)
+                              batch, opts.precision, opts.fp32_full_resolution)
     x = data
     dims = [a + 1 for a in spec.flip]
     if dims:
