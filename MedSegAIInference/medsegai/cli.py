@@ -85,7 +85,8 @@ def _add_segment_parser(sub) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="auto: fp16 autocast on CUDA, fp32 on CPU; bf16 uses AVX-512/AMX on recent CPUs")
     p.add_argument("--speed", choices=SPEEDS, default="exact",
-                   help="fast: the fastest path this machine has that keeps exact mode's labels (bf16 on CPUs with "
+                   help="fast: the fastest path this machine has that keeps exact mode's labels (bf16 with the "
+                        "full-resolution layers in fp32 on CPUs with "
                         "bf16 units, fp16 on CUDA; exact elsewhere); the run says which it chose")
     p.add_argument("--probabilities", action="store_true", help="also write per-class probabilities (.npz)")
     p.add_argument("--uncertainty", choices=UNCERTAINTY_METHODS, default=None,
