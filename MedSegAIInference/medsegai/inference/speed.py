@@ -1,10 +1,10 @@
 """``--speed fast``: the fastest path this machine has that keeps the labels of exact mode.
 
 What was measured (Testing/Benchmarks/RESULTS.md, "Fast-path candidates" and "bf16 with fp32 at full
-resolution"): plain bf16 autocast is about 2.9x faster per tile than fp32 on an AVX-512 BF16 CPU but
+resolution"): plain bf16 autocast is 2.1x faster per 297 tile than fp32 on an AVX-512 BF16 CPU but
 moved 17 of 33 structures of the bundled model below Dice 0.99 against fp32 on a full-size CT; with
-the full-resolution layers kept in fp32 every structure stayed >= 0.99 at about 1.6x per tile, so
-that is what fast runs on such CPUs. A coarser tile step and skipping tiles outside the body did not
+the full-resolution layers kept in fp32 every structure stayed >= 0.99 (1.4x per 297 tile, 1.0-1.6x
+per run on the shipped models), so that is what fast runs on such CPUs. A coarser tile step and skipping tiles outside the body did not
 keep Dice >= 0.99 or saved nothing, so they are not chosen. Where no faster path keeps the labels,
 fast is exact, and the note says so. ``--precision bf16`` stays available as plain bf16.
 """
