@@ -190,7 +190,7 @@ def measure(name: str, cmd: list, log: Path, env=None, cwd=None) -> dict:
         res["user_s"] = float(m.group(1))
         res["sys_s"] = float(re.search(r"System time \(seconds\): ([\d.]+)", text).group(1))
     res["stages"] = parse_stages(name, text)
-    if name.startswith(("a", "d")):
+    if name.startswith(("a", "d", "e")):  # ours
         res["stages_from_progress"] = progress_stages(stamped, wall)
     status = "ok" if p.returncode == 0 else f"FAILED rc={p.returncode} (see {log})"
     print(f"[{name}] {status}: wall {wall:.1f}s, peak tree RSS {peak / 1e9:.2f} GB, "
@@ -218,7 +218,7 @@ def progress_stages(stamped, wall: float) -> dict:
 
 def parse_stages(name: str, text: str) -> dict:
     stages = {}
-    if name.startswith(("a", "d")):  # ours: "device: cpu; load 1.2s, preprocess 3.4s, ..."
+    if name.startswith(("a", "d", "e")):  # ours: "device: cpu; load 1.2s, preprocess 3.4s, ..."
         m = re.search(r"^device: [^;]*; (.*)$", text, re.M)
         if m:
             for part in m.group(1).split(","):
