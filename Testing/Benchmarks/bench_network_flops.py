@@ -68,8 +68,9 @@ def main() -> None:
             gflop = counter.get_total_flops() / 1e9
             rows = []
             precisions = ["fp32"] + (["bf16", "speed fast"] if cpu_has_bf16_units() else [])
-            mixed = model.make_network(0)
-            keep_full_resolution_in_fp32(mixed)
+            mixed = model.make_network(0) if "speed fast" in precisions else None
+            if mixed is not None:
+                keep_full_resolution_in_fp32(mixed)
             for precision in precisions:
                 def tile(p=precision):
                     with autocast(torch.device("cpu"), "fp32" if p == "fp32" else "bf16"):

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
+from monai.transforms.utils import get_largest_connected_component_mask
 
 from medsegai import Image, Predictor
 from medsegai.datasets import openkbp
@@ -25,10 +25,7 @@ from medsegai.training.transforms import left_right_permutation
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
-    lab, n = ndimage.label(mask, structure=np.ones((3, 3, 3)))
-    if n <= 1:
-        return mask
-    return lab == 1 + int(np.argmax(ndimage.sum_labels(mask, lab, range(1, n + 1))))
+    return get_largest_connected_component_mask(mask, connectivity=3)  # 26-connected
 
 
 def main() -> None:

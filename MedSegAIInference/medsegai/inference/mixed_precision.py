@@ -1,7 +1,7 @@
 """bf16 autocast with the full-resolution layers kept in fp32 (``--speed fast`` on CPUs with bf16 units).
 
 Why not plain bf16: on the bundled model it moved 17 of 33 structures below Dice 0.99 against fp32
-on a full-size CT, mostly from rounding the CT itself to 8 mantissa bits in the first convolution and
+on a full-size CT (Testing/Benchmarks/bench_fp32_layers.py), mostly from rounding the CT itself to 8 mantissa bits in the first convolution and
 the class scores in the last; with these layers in fp32 every structure stayed at >= 0.99
 (Testing/Benchmarks/RESULTS.md, "bf16 with fp32 at full resolution").
 """
@@ -20,7 +20,12 @@ def keep_full_resolution_in_fp32(network: torch.nn.Module) -> None:
     network can serve exact-mode runs too. Networks without ``full_resolution_modules`` stay as they are.
     """
     modules = getattr(network, "full_resolution_modules", None)
-    for module in (modules() if modules is not None else []):
+    keep_in_fp32(modules() if modules is not None else [])
+
+
+def keep_in_fp32(modules) -> None:
+    """Run these modules in fp32 inside an autocast region (idempotent; see above)."""
+    for module in modules:
         if getattr(module, _MARK, False):
             continue
         inner = module.forward
