@@ -10,6 +10,7 @@ import ipaddress
 import json
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
@@ -21,8 +22,8 @@ from ..errors import CancelledError
 from ..progress import CancelToken, ProgressEvent
 from ..run_request import RunRequest
 from .payload import pack_image
-from .protocol import (PROTOCOL_HEADER, PROTOCOL_VERSION, SHA256_HEADER, TOKEN_ENV, AuthError, OutputOptions,
-                       UNREACHABLE, ProtocolMismatchError, RemoteError, ServerBusyError, mismatch_message)
+from .protocol import (CLIENT_IDLE_REUSE_S, PROTOCOL_HEADER, PROTOCOL_VERSION, SHA256_HEADER, TOKEN_ENV, AuthError,
+                       OutputOptions, UNREACHABLE, ProtocolMismatchError, RemoteError, ServerBusyError, mismatch_message)
 from .results import extract_result
 
 CONNECT_TIMEOUT_S = 10.0
@@ -68,9 +69,22 @@ class RemoteClient:
         if _is_loopback(parts.hostname):
             self.http.trust_env = False  # no proxy for 127.0.0.1; verify stays as set above
         self._checked: Optional[Dict[str, Any]] = None
+        self._idle_lock = threading.Lock()
+        self._last_request = time.monotonic()
 
     # -- plumbing -------------------------------------------------------------------------------
+    def _drop_idle_connections(self) -> None:
+        """A pooled connection idle this long may be closing on the server's side as we send (see
+        CLIENT_IDLE_REUSE_S): open a fresh one instead. Connections in use (a progress stream in
+        another thread) are not touched; urllib3 closes them when they come back."""
+        with self._idle_lock:
+            now = time.monotonic()
+            if now - self._last_request > CLIENT_IDLE_REUSE_S:
+                self.http.close()
+            self._last_request = now
+
     def _call(self, method: str, path: str, *, stream: bool = False, timeout=None, **kwargs) -> requests.Response:
+        self._drop_idle_connections()
         try:
             return self.http.request(method, self.url + path, stream=stream,
                                         timeout=timeout or (CONNECT_TIMEOUT_S, self.read_timeout_s), **kwargs)

@@ -22,6 +22,15 @@ REMOTE_LABEL_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd")  # no DICOM SE
 _SAFE_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,99}$")
 
 
+# A keep-alive connection dies when the server's idle timer fires; a request sent on it at that moment
+# gets no answer at all ("Remote end closed connection without response"). uvicorn's default timer
+# is 5 s, which is also what Retry-After says while a short job runs, so a client waiting out a full
+# queue used to send exactly as the server closed. The server keeps idle connections this long ...
+SERVER_KEEP_ALIVE_S = 30
+# ... and the client never reuses one idle longer than this, which stays below both that and the 5 s
+# of common reverse proxies (Apache's default), whatever the server's event loop lag.
+CLIENT_IDLE_REUSE_S = 4.0
+
 UNREACHABLE = "Unreachable"  # RemoteError.error_type when no answer came (refused connection, timeout)
 
 

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import MedSegAIError
+from ..remote.protocol import SERVER_KEEP_ALIVE_S
 
 
 def register(sub) -> None:
@@ -83,7 +84,8 @@ def _cmd_serve(args) -> int:
     try:
         uvicorn.run(create_app(config), host=args.host, port=args.port, ssl_certfile=args.ssl_certfile,
                     ssl_keyfile=args.ssl_keyfile, log_config=None, log_level=args.log_level, access_log=False,
-                    server_header=False, timeout_graceful_shutdown=5)
+                    server_header=False, timeout_graceful_shutdown=5,
+                    timeout_keep_alive=SERVER_KEEP_ALIVE_S)
     finally:
         if own_dir:
             shutil.rmtree(work, ignore_errors=True)
