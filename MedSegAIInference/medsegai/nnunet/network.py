@@ -147,11 +147,13 @@ class UNetDecoder(nn.Module):
         self.seg_layers = nn.ModuleList(seg_layers)
 
     def forward(self, skips: List[torch.Tensor]):
-        x = skips[-1]
+        # Pops the skips as they are used, so the encoder's full-resolution output is freed before the
+        # head runs, where a tile's memory peaks (same arithmetic; RESULTS.md, "Peak memory of a tile").
+        x = skips.pop()
         outputs = []
         for s in range(len(self.stages)):
             x = self.transpconvs[s](x)
-            x = torch.cat((x, skips[-(s + 2)]), 1)
+            x = torch.cat((x, skips.pop()), 1)
             x = self.stages[s](x)
             if self.deep_supervision:
                 outputs.append(self.seg_layers[s](x))
