@@ -58,6 +58,7 @@ OURS = ROOT / ".venv" / "bin" / "medsegai"
 DATA = Path(os.environ.get("MEDSEGAI_DATA_DIR", ROOT.parent / "shared" / "data"))
 DEFAULT_CT = DATA / "ct" / "pancreas-ct-cb001-dicom"
 TASK297 = "Dataset297_TotalSegmentator_total_3mm_1559subj"
+TASKS = {"fast": TASK297, "fastest": "Dataset298_TotalSegmentator_total_6mm_1559subj"}
 TRAINER_FOLDER = "nnUNetTrainer_4000epochs_NoMirroring__nnUNetPlans__3d_fullres"
 
 # (c): nnU-Net's predictor, the steps of predict_from_files without its worker processes, each
@@ -266,6 +267,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cd-input", choices=["auto", "full", "half", "skip"], default="auto",
                     help="input of (c)/(d): the CT itself, the CT 2x downsampled in-plane, or skip (c)/(d)")
     ap.add_argument("--min-free-gb", type=float, default=20.0, help="(c) on the full CT only with this much available")
+    ap.add_argument("--quality", choices=list(TASKS), default="fast",
+                    help="--fast (297, 3 mm) or --fastest (298, 6 mm: make_random_model.py --with-298) for (a), (b), (e)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--only", default="abcd", help="subset of runs, e.g. 'ab'")
     ap.add_argument("--no-warmup", action="store_true")
@@ -276,7 +279,7 @@ def main(argv=None) -> int:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_dir = WORK / "runs" / stamp
     run_dir.mkdir(parents=True)
-    folder = args.weights / TASK297 / TRAINER_FOLDER
+    folder = args.weights / TASKS[args.quality] / TRAINER_FOLDER
     if not (folder / "fold_0" / "checkpoint_final.pth").is_file():
         sys.exit(f"{folder} missing: run make_random_model.py first")
     mach = machine()
@@ -327,10 +330,10 @@ def main(argv=None) -> int:
     out = run_dir / "out"
     out.mkdir()
     runs = {
-        "a_ours_totalseg": [OURS, "segment", "-i", ct, "-o", out / "a_ours_totalseg.nii.gz", "--task", "total", "--fast",
-                            "--ml", "--model", args.weights, "--mode", "totalseg", "-d", "cpu"],
+        "a_ours_totalseg": [OURS, "segment", "-i", ct, "-o", out / "a_ours_totalseg.nii.gz", "--task", "total",
+                            f"--{args.quality}", "--ml", "--model", args.weights, "--mode", "totalseg", "-d", "cpu"],
         "b_totalsegmentator": [BENCH_PY, HERE / "run_totalseg_offline.py", "-i", ct, "-o", out / "b_totalsegmentator.nii.gz",
-                               "--task", "total", "--fast", "--ml", "-d", "cpu"],
+                               "--task", "total", f"--{args.quality}", "--ml", "-d", "cpu"],
     }
     runs["e_ours_fast"] = runs["a_ours_totalseg"][:5] + [out / "e_ours_fast.nii.gz"] + runs["a_ours_totalseg"][6:] + [
         "--speed", "fast"]
@@ -382,7 +385,7 @@ def render(results, agree, mach, args, shape, shape_cd, cd_mode, cd_note, ct, ct
     lines = [f"## Runner vs TotalSegmentator vs nnU-Net ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
              f"- Machine: {mach}",
              f"- Command (from the repo root): `{rel(BENCH_PY)} {rel(Path(__file__))} {' '.join(sys.argv[1:])}`".rstrip(),
-             f"- Model: random weights, 297 architecture (`{rel(args.weights)}/{TASK297}/{TRAINER_FOLDER}`, make_random_model.py)",
+             f"- Model: random weights, {TASKS[args.quality][7:10]} architecture, `--{args.quality}` (`{rel(args.weights)}/{TASKS[args.quality]}/{TRAINER_FOLDER}`, make_random_model.py)",
              f"- (a)/(b) input: `{rel(ct)}` {tuple(shape)}, converted once from `{args.ct}`; the same file for both",
              f"- (c)/(d) input: " + (f"`{rel(ct_cd)}` {tuple(shape_cd)} ({cd_mode})" if ct_cd else "none (skipped)")]
     if cd_note:
