@@ -27,8 +27,8 @@ _SAFE_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,99}$")
 # is 5 s, which is also what Retry-After says while a short job runs, so a client waiting out a full
 # queue used to send exactly as the server closed. The server keeps idle connections this long ...
 SERVER_KEEP_ALIVE_S = 30
-# ... and the client never reuses one idle longer than this, which stays below both that and the 5 s
-# of common reverse proxies (Apache's default), whatever the server's event loop lag.
+# ... and the client never reuses one idle longer than this: far below that, and a second below the 5 s
+# of reverse proxies left at their defaults (Apache's).
 CLIENT_IDLE_REUSE_S = 4.0
 
 UNREACHABLE = "Unreachable"  # RemoteError.error_type when no answer came (refused connection, timeout)
