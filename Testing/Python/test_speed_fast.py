@@ -93,3 +93,25 @@ def test_full_resolution_layers_stay_fp32_under_bf16_autocast():
     assert mixed.dtype == torch.float32 and list(net.state_dict()) == keys
     # bf16 in the inner stages only: close to fp32 but not bit-identical (it did run in bf16 there).
     assert 0 < (mixed - plain).abs().max() < 0.05 * plain.abs().max()
+
+
+def test_the_pointwise_head_under_autocast_is_the_fp32_convolution_as_a_product():
+    """speed fast runs the 1x1x1 head as a matrix product (no oneDNN reorder); outside autocast the
+    convolution itself runs, bit for bit."""
+    from medsegai.inference.mixed_precision import keep_in_fp32
+
+    torch.manual_seed(0)
+    for bias in (True, False):
+        head = torch.nn.Conv3d(8, 5, 1, bias=bias)
+        x = torch.randn(2, 8, 6, 7, 9)
+        with torch.inference_mode():
+            reference = head(x)
+            keep_in_fp32([head])
+            assert torch.equal(head(x), reference)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                product = head(x.bfloat16())
+        assert product.dtype == torch.float32 and product.shape == reference.shape
+        # the bf16 input is rounded, so compare against the convolution of that same rounded input
+        with torch.inference_mode():
+            rounded = torch.nn.functional.conv3d(x.bfloat16().float(), head.weight, head.bias)
+        assert torch.allclose(product, rounded, rtol=1e-5, atol=1e-5)
