@@ -26,6 +26,18 @@ def _margin(max_abs: float) -> float:
     return max_abs * 2.0 ** -8 + 1e-3
 
 
+def first_argmax(scores: torch.Tensor, dtype: torch.dtype = torch.int16) -> torch.Tensor:
+    """``scores.argmax(0)`` (the first maximum on ties) for (K, ...) scores without NaN, one class at a
+    time: PyTorch's fp16 argmax over the class axis took 2.0 s on 118 x 134 x 183 x 183, this 0.6 s."""
+    best = scores[0].clone()
+    idx = torch.zeros(scores.shape[1:], dtype=dtype)
+    for c in range(1, scores.shape[0]):
+        better = scores[c] > best  # strict: an earlier class keeps a tie
+        torch.maximum(best, scores[c], out=best)
+        idx.masked_fill_(better, c)
+    return idx
+
+
 def classes_that_can_win(scores: torch.Tensor, reporter: Optional[Reporter] = None) -> List[int]:
     """Classes that may be the argmax somewhere after order-1 resampling; the others need no resampling.
 
@@ -37,7 +49,7 @@ def classes_that_can_win(scores: torch.Tensor, reporter: Optional[Reporter] = No
     everywhere. Skipping them saves their resampling, the dominant cost of export. Exact, not a guess.
     """
     k = scores.shape[0]
-    winners = set(torch.unique(scores.argmax(0)).tolist())
+    winners = set(torch.nonzero(torch.bincount(first_argmax(scores).flatten().long(), minlength=k)).flatten().tolist())
     keep = []
     bg = scores[0].float()
     bg_abs = float(bg.abs().max())
@@ -71,7 +83,16 @@ def scores_to_labels(
     target = geom.shape_after_crop
     axis = separate_z_axis(geom.model_spacing, geom.spacing, resampling_kwargs.get("force_separate_z"))
     best_val = None
-    best_idx = torch.zeros(target, dtype=torch.int16 if num_classes > 127 else torch.uint8)
+    index_dtype = torch.int16 if num_classes > 127 else torch.uint8
+    if on_chunk is None and tuple(scores.shape[1:]) == tuple(int(t) for t in target):
+        # Nothing to resample (TotalSegmentator's pipeline: the model grid is the cropped grid): the
+        # chunks below would round-trip the fp16 scores through fp32 unchanged, so their running
+        # first maximum is the plain first argmax.
+        reporter("export", 0.0, f"classes 0/{num_classes}")
+        best_idx = first_argmax(scores, index_dtype)
+        reporter("export", 1.0, f"classes {num_classes}/{num_classes}")
+        return _labels_on_input_grid(best_idx, geom, num_classes)
+    best_idx = torch.zeros(target, dtype=index_dtype)
     classes = list(range(num_classes)) if on_chunk is not None else classes_that_can_win(scores, reporter)
     for n0 in range(0, len(classes), chunk):
         reporter.check()
@@ -96,6 +117,10 @@ def scores_to_labels(
         del res, val, arg
         done = min(n0 + chunk, len(classes))
         reporter("export", done / len(classes), f"classes {done}/{len(classes)}")
+    return _labels_on_input_grid(best_idx, geom, num_classes)
+
+
+def _labels_on_input_grid(best_idx: torch.Tensor, geom: CaseGeometry, num_classes: int) -> np.ndarray:
     dtype = np.uint8 if num_classes <= 256 else np.uint16
     labels = np.zeros(geom.shape_before_crop, dtype=dtype)
     crop = tuple(slice(a, b) for a, b in geom.bbox)

@@ -157,15 +157,13 @@ def _run_tiles(net, x, slicers, num_classes, settings, device, reporter, stage, 
                 raise DeviceError("CUDA out of memory even with one tile per batch.") from None
 
 
-_CLASS_CHUNK = 16
-
-
 def _add_in_class_chunks(logits: torch.Tensor, sl: Tuple[slice, ...], p: torch.Tensor) -> None:
-    """``logits[:, sl] += p`` a few classes at a time. Adding fp32 into an fp16 view makes PyTorch build
-    fp32 temporaries of the whole view (1.5 GB for a 118-class 297 tile); per element the sum and its
-    rounding are the same, so labels cannot change."""
-    for c in range(0, p.shape[0], _CLASS_CHUNK):
-        logits[(slice(c, c + _CLASS_CHUNK), *sl)] += p[c:c + _CLASS_CHUNK]
+    """``logits[:, sl] += p`` one class at a time. Adding fp32 into an fp16 view at once makes PyTorch
+    build fp32 temporaries of the whole view (1.5 GB for a 118-class 297 tile) and took 1.4-2.0 s per
+    tile; per class it is 0.1 s (a view small enough for the cache) with the same sum and rounding per
+    element, so labels cannot change."""
+    for c in range(p.shape[0]):
+        logits[(c, *sl)] += p[c]
 
 
 def _accumulate(net, x, slicers, num_classes, settings, device, acc_device, batch, reporter, stage, done, total):
@@ -196,6 +194,8 @@ def _accumulate(net, x, slicers, num_classes, settings, device, acc_device, batc
         del logits, weights_sum
         empty_cache(device)
         raise
-    if torch.isinf(logits).any():
-        raise DeviceError("Class scores overflowed fp16 during accumulation; the model output is not usable.")
+    # One class at a time: half the time of one isinf over all scores, and no 0.5 GB mask. NaN is caught
+    # too: it would win every argmax, labels with exit code 0 from a broken model.
+    if not all(bool(torch.isfinite(logits[c]).all()) for c in range(logits.shape[0])):
+        raise DeviceError("Class scores overflowed fp16 or are not numbers; the model output is not usable.")
     return logits.cpu()
