@@ -30,7 +30,7 @@ def first_argmax(scores: torch.Tensor, dtype: torch.dtype = torch.int16) -> torc
     """``scores.argmax(0)`` (the first maximum on ties) for (K, ...) scores without NaN, one class at a
     time: PyTorch's fp16 argmax over the class axis took 2.0 s on 118 x 134 x 183 x 183, this 0.6 s."""
     best = scores[0].clone()
-    idx = torch.zeros(scores.shape[1:], dtype=dtype)
+    idx = torch.zeros(scores.shape[1:], dtype=dtype, device=scores.device)
     for c in range(1, scores.shape[0]):
         better = scores[c] > best  # strict: an earlier class keeps a tie
         torch.maximum(best, scores[c], out=best)
@@ -49,7 +49,8 @@ def classes_that_can_win(scores: torch.Tensor, reporter: Optional[Reporter] = No
     everywhere. Skipping them saves their resampling, the dominant cost of export. Exact, not a guess.
     """
     k = scores.shape[0]
-    winners = set(torch.nonzero(torch.bincount(first_argmax(scores).flatten().long(), minlength=k)).flatten().tolist())
+    counts = torch.bincount(first_argmax(scores).flatten().long(), minlength=k)
+    winners = set(torch.nonzero(counts).flatten().tolist())
     keep = []
     bg = scores[0].float()
     bg_abs = float(bg.abs().max())
