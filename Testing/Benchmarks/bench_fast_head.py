@@ -14,18 +14,13 @@ import argparse
 import statistics
 import threading
 import time
-from pathlib import Path
 
 import torch
 
+from bench_common import RANDOM_297, cpu_flags
 from medsegai.inference import mixed_precision
 from medsegai.inference.device import autocast, cpu_has_bf16_units
 from medsegai.nnunet.model_folder import load_model_folder
-
-HERE = Path(__file__).resolve().parent
-FOLDER = (HERE / "work" / "totalseg_weights" / "Dataset297_TotalSegmentator_total_3mm_1559subj"
-          / "nnUNetTrainer_4000epochs_NoMirroring__nnUNetPlans__3d_fullres")
-
 
 def rss_gb() -> float:
     with open("/proc/self/status") as fh:
@@ -40,7 +35,7 @@ def main() -> None:
     if not cpu_has_bf16_units():
         raise SystemExit("this CPU has no bf16 units: speed fast runs exact mode here")
     torch.set_num_threads(a.threads)
-    model = load_model_folder(FOLDER)
+    model = load_model_folder(RANDOM_297)
     product, conv = model.make_network(0), model.make_network(0)
     mixed_precision.keep_full_resolution_in_fp32(product)
     pointwise = mixed_precision._is_pointwise
@@ -79,8 +74,7 @@ def main() -> None:
                 times[name].append(time.perf_counter() - t)
                 growth[name] = max(growth[name], peak[0] - before)
             agree.append((out["matrix product"] == out["oneDNN convolution"]).float().mean().item())
-    flags = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in Path("/proc/cpuinfo").read_text()]
-    print(f"CPU flags: {' '.join(flags)}; {a.threads} threads; tile {tuple(model.config.patch_size)}; "
+    print(f"CPU flags: {cpu_flags()}; {a.threads} threads; tile {tuple(model.config.patch_size)}; "
           f"{a.repeats} alternating repeats\n")
     print("| head | s per tile, median | RSS growth in a forward pass GB |\n|---|---|---|")
     for name in nets:

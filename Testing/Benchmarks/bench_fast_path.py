@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench_common import cpu_flags
 from medsegai import Predictor
 from medsegai.datasets import openkbp
 from medsegai.evaluate import dice
@@ -35,11 +36,6 @@ from medsegai.run_request import RunRequest
 
 HERE = Path(__file__).resolve().parent
 PANCREAS = "ct/pancreas-ct-cb001-dicom/Pancreas-CT-CB_001_CT_dicom"
-
-
-def cpu_flags() -> str:
-    flags = next((ln for ln in open("/proc/cpuinfo") if ln.startswith("flags")), "").split()
-    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags)
 
 
 def candidates():

@@ -21,21 +21,11 @@ import threading
 import time
 from pathlib import Path
 
+from bench_common import RANDOM_297, cpu_flags, tree_rss
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 WORK = HERE / "work"
-
-
-def tree_rss(proc) -> float:
-    import psutil
-
-    total = 0
-    for p in [proc] + proc.children(recursive=True):
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total / 1e9
 
 
 def timeline(cmd, env) -> dict:
@@ -54,7 +44,7 @@ def timeline(cmd, env) -> dict:
     ps = psutil.Process(p.pid)
     while p.poll() is None:
         try:
-            samples.append((time.monotonic() - t0, tree_rss(ps)))
+            samples.append((time.monotonic() - t0, tree_rss(ps) / 1e9))
         except psutil.Error:
             pass
         time.sleep(0.05)
@@ -70,7 +60,7 @@ def timeline(cmd, env) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ct", type=Path, default=WORK / "inputs" / "pancreas-ct-cb001-dicom.nii.gz")
-    ap.add_argument("--weights", type=Path, default=WORK / "totalseg_weights")
+    ap.add_argument("--weights", type=Path, default=RANDOM_297.parents[1])
     ap.add_argument("--baseline-rev", help="an older commit to run beside this checkout")
     ap.add_argument("--out", type=Path, default=WORK / "memory_timeline")
     a = ap.parse_args()
@@ -91,8 +81,7 @@ def main() -> int:
         cmd = [str(python), "-m", "medsegai.cli", "segment", "-i", str(a.ct), "-o", str(out), "--task", "total", "--fast",
                "--ml", "--model", str(a.weights), "--mode", "totalseg", "-d", "cpu"]
         results[name] = dict(timeline(cmd, env), out=out)
-    flags = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in Path("/proc/cpuinfo").read_text()]
-    print(f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, flags {' '.join(flags)}")
+    print(f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, flags {cpu_flags()}")
     print(f"command: {' '.join(sys.argv)}")
     for name, r in results.items():
         print(f"\n### {name}: rc {r['rc']}, wall {r['wall']:.1f} s, process-tree peak RSS {r['peak']:.2f} GB at {r['peak_t']:.1f} s")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from bench_common import median_time
 from medsegai.inference.device import autocast, cpu_has_bf16_units
 from medsegai.inference.mixed_precision import keep_full_resolution_in_fp32
 from medsegai.nnunet.model_folder import load_model_folder
@@ -29,19 +29,9 @@ from medsegai.nnunet.model_folder import load_model_folder
 HERE = Path(__file__).resolve().parent
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up: oneDNN picks its kernels on the first call
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def matmul_peak(dtype, repeats: int, n: int = 4096) -> float:
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    return 2 * n ** 3 / median_time(lambda: torch.mm(a, b), repeats) / 1e9
+    return 2 * n ** 3 / median_time(lambda: torch.mm(a, b), repeats)[0] / 1e9
 
 
 def main() -> None:
@@ -75,7 +65,7 @@ def main() -> None:
                 def tile(p=precision):
                     with autocast(torch.device("cpu"), "fp32" if p == "fp32" else "bf16"):
                         (mixed if p == "speed fast" else net)(x)
-                secs = median_time(tile, a.repeats)
+                secs = median_time(tile, a.repeats)[0]
                 # speed fast runs about half its FLOPs in fp32, so its share is read against the bf16 peak
                 peak = matmul_peak(torch.float32 if precision == "fp32" else torch.bfloat16, a.repeats)
                 rows.append((precision, secs, gflop / secs, peak))

@@ -14,30 +14,14 @@ before shipping anything).
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
-from pathlib import Path
 
 import torch
 
+from bench_common import RANDOM_297, cpu_flags, median_time
 from medsegai.inference.device import autocast, cpu_has_bf16_units
 from medsegai.inference.mixed_precision import keep_full_resolution_in_fp32
 from medsegai.nnunet.model_folder import load_model_folder
-
-HERE = Path(__file__).resolve().parent
-FOLDER = (HERE / "work" / "totalseg_weights" / "Dataset297_TotalSegmentator_total_3mm_1559subj"
-          / "nnUNetTrainer_4000epochs_NoMirroring__nnUNetPlans__3d_fullres")
-
-
-def median_time(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,7 +31,7 @@ def main() -> None:
     import openvino as ov
 
     torch.set_num_threads(a.threads)
-    model = load_model_folder(FOLDER)
+    model = load_model_folder(RANDOM_297)
     net = model.make_network(0)
     x = torch.randn(1, 1, *model.config.patch_size, generator=torch.Generator().manual_seed(0))
     rows = []
@@ -87,8 +71,7 @@ def main() -> None:
         t, out = median_time(run_ov, a.repeats)
         rows.append((f"OpenVINO {ov.__version__.split('-')[0]} {precision}", t,
                      float((out.argmax(1) == ref_labels).float().mean())))
-    flags = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in Path("/proc/cpuinfo").read_text()]
-    print(f"CPU flags: {' '.join(flags)}; {a.threads} threads; tile {tuple(model.config.patch_size)}; "
+    print(f"CPU flags: {cpu_flags()}; {a.threads} threads; tile {tuple(model.config.patch_size)}; "
           f"median of {a.repeats} after a warm-up\n")
     print("| path | s per tile | vs PyTorch fp32 | argmax agreement with PyTorch fp32 |\n|---|---|---|---|")
     base = rows[0][1]

@@ -50,6 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_common import tree_rss
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 WORK = HERE / "work"
@@ -134,21 +136,6 @@ def load_and_mem() -> dict:
 
 
 # ------------------------------------------------------------------ measuring one run
-def tree_rss(proc) -> int:
-    import psutil
-    total = 0
-    try:
-        procs = [proc] + proc.children(recursive=True)
-    except psutil.Error:
-        return 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
 def measure(name: str, cmd: list, log: Path, env=None, cwd=None) -> dict:
     """Run cmd (under GNU time -v if present), poll the tree's summed RSS every 0.1 s."""
     import psutil

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import threading
@@ -29,20 +28,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[0] / "Python"))
 from server_support import TOKEN, Server  # noqa: E402
 
+from bench_common import cpu_flags  # noqa: E402
+
 
 def percentiles(values, qs=(50, 90, 99)) -> str:
     if not values:
         return "-"
     v = np.asarray(values, dtype=float)
     return " / ".join(f"{np.percentile(v, q):.2f}" for q in qs) + f" / {v.max():.2f}"
-
-
-def cpu_flags() -> str:
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
-    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags)
 
 
 def main() -> int:

@@ -12,23 +12,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench_common import cpu_flags
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "MedSegAIInference"), str(REPO / "MedSegAI"), str(REPO / "Testing/Python/slicer_module")]
-
-
-def _cpu_flags() -> str:
-    try:
-        flags = next(l for l in open("/proc/cpuinfo") if l.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return platform.processor()
-    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags)
 
 
 def main() -> None:
@@ -58,7 +51,7 @@ def main() -> None:
     volume.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(image.ijk_to_ras()))
     slicer.util.updateVolumeFromArray(volume, image.array)
     print(f"CT {image.array.shape}; task {a.task} {a.quality}, model {a.model}; {a.threads} threads; "
-          f"CPU flags: {_cpu_flags()}")
+          f"CPU flags: {cpu_flags()}")
 
     logic = SegmentLogic(mrml.scene, mrml.segmentations, work_root=tempfile.mkdtemp(prefix="bench-reuse-"))
     run = RunRequest(task=a.task, quality=a.quality, model=a.model, device="cpu", threads=a.threads)

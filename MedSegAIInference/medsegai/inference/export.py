@@ -28,7 +28,8 @@ def _margin(max_abs: float) -> float:
 
 def first_argmax(scores: torch.Tensor, dtype: torch.dtype = torch.int16) -> torch.Tensor:
     """``scores.argmax(0)`` (the first maximum on ties) for (K, ...) scores without NaN, one class at a
-    time: PyTorch's fp16 argmax over the class axis took 2.0 s on 118 x 134 x 183 x 183, this 0.6 s."""
+    time: PyTorch's fp16 argmax over the class axis takes 1.9-2.0 s on 118 x 134 x 183 x 183, this
+    0.44-0.49 s (Testing/Benchmarks/bench_accumulation.py)."""
     best = scores[0].clone()
     idx = torch.zeros(scores.shape[1:], dtype=dtype, device=scores.device)
     for c in range(1, scores.shape[0]):
